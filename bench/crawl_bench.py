@@ -1,0 +1,287 @@
+"""Crawl throughput: a bare aiohttp + lxml loop against the skopd daemon, on one site.
+
+Run from the repository root: ``.venv/bin/python bench/crawl_bench.py [--pages N | --large]``.
+The synthetic site (sitegen.py) is served from a separate process, so its CPU is not
+charged to either crawler. Prints figures; asserts nothing about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.queues import Queue
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+import aiohttp
+from aiohttp import web
+from lxml import etree
+from sitegen import PROMPT, all_documents, make_bench_site
+
+LARGE_PAGES = 20_000
+POLL_S = 0.2
+
+
+def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
+    async def run() -> None:
+        runner = web.AppRunner(make_bench_site(n_pages, seed), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, backlog=1024).start()
+        ready.put(runner.addresses[0][1])
+        await asyncio.Event().wait()
+
+    asyncio.run(run())
+
+
+# ---------------------------------------------------------------- (a) the bare loop
+
+
+@dataclass
+class BareResult:
+    pages: int
+    documents: int
+    seconds: float
+
+
+async def bare_crawl(origin: str, concurrency: int) -> BareResult:
+    """Fetch every same-host URL once; parse HTML with lxml and follow //a/@href."""
+    parser = etree.HTMLParser(recover=True)
+    host = urlsplit(origin).netloc
+    seen = {origin}
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    queue.put_nowait(origin)
+    counts = {"pages": 0, "documents": 0}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while True:
+            url = await queue.get()
+            try:
+                async with session.get(url) as response:
+                    body = await response.read()
+                    is_html = response.content_type == "text/html"
+                counts["pages" if is_html else "documents"] += 1
+                if not is_html:
+                    continue
+                root = etree.fromstring(body, parser)
+                hrefs = cast("list[str]", root.xpath("//a/@href") if root is not None else [])
+                for href in hrefs:
+                    link = urldefrag(urljoin(url, href))[0]
+                    if link not in seen and urlsplit(link).netloc == host:
+                        seen.add(link)
+                        queue.put_nowait(link)
+            finally:
+                queue.task_done()
+
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        started = time.perf_counter()
+        workers = [asyncio.create_task(worker(session)) for _ in range(concurrency)]
+        await queue.join()
+        seconds = time.perf_counter() - started
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    return BareResult(counts["pages"], counts["documents"], seconds)
+
+
+# ---------------------------------------------------------------- (b) the daemon
+
+
+@dataclass
+class SkopdResult:
+    status: dict[str, Any]
+    results: dict[str, Any]
+    peak_rss_mb: float
+    last_rss_mb: float
+
+    @property
+    def seconds(self) -> float:
+        started = datetime.fromisoformat(self.status["started_at"])
+        return (datetime.fromisoformat(self.status["completed_at"]) - started).total_seconds()
+
+
+class SkopdFailed(Exception):
+    pass
+
+
+_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    data = None if payload is None else json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"}
+    with _NO_PROXY.open(urllib.request.Request(url, data, headers), timeout=30) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+        return answer
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _memory_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of a process, in MiB; zeros once it has gone."""
+    fields = {}
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields[key] = value
+    except OSError:
+        return 0.0, 0.0
+    kib = [int(fields.get(k, "0 kB").split()[0]) for k in ("VmRSS", "VmHWM")]
+    return kib[0] / 1024, kib[1] / 1024
+
+
+def _write_config(workdir: Path, port: int, concurrency: int) -> Path:
+    config = workdir / "config.toml"
+    config.write_text(
+        f'[server]\nhost = "127.0.0.1"\nport = {port}\napi_keys = []\n\n'
+        f'[storage]\ndatabase = "{workdir}/skopd.db"\ndocuments_dir = "{workdir}/documents"\n\n'
+        "[jobs]\nmax_concurrent_jobs = 1\n\n"
+        f"[crawler]\nconcurrency = {concurrency}\nper_host_concurrency = {concurrency}\n"
+        "per_host_delay_ms = 0\nallow_private_networks = true\n"
+    )
+    return config
+
+
+def _wait_healthy(api: str, daemon: subprocess.Popen[bytes], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SkopdFailed(f"the daemon exited with code {daemon.returncode}")
+        try:
+            _call(f"{api}/healthz")
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SkopdFailed(f"no answer from {api}/healthz within {timeout_s:.0f} s")
+
+
+def _watch_job(api: str, job_id: str, pid: int, timeout_s: float) -> SkopdResult:
+    peak = last = 0.0
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = _call(f"{api}/scrape/status/{job_id}")
+        last, hwm = _memory_mb(pid)
+        peak = max(peak, hwm)
+        if not status["is_active"]:
+            return SkopdResult(status, _call(f"{api}/scrape/results/{job_id}"), peak, last)
+        if time.monotonic() > deadline:
+            raise SkopdFailed(f"job {job_id} still active after {timeout_s:.0f} s")
+        time.sleep(POLL_S)
+
+
+def run_skopd(origin: str, n_pages: int, concurrency: int, python: str) -> SkopdResult:
+    with tempfile.TemporaryDirectory(prefix="skopd-bench-") as tmp:
+        workdir, port = Path(tmp), _free_port()
+        config = _write_config(workdir, port, concurrency)
+        log_path = workdir / "skopd.log"
+        api = f"http://127.0.0.1:{port}"
+        with log_path.open("wb") as log:
+            command = [python, "-m", "skopd", "serve", "--config", str(config)]
+            daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            _wait_healthy(api, daemon, timeout_s=60)
+            parameters = {"max_pages": n_pages, "max_depth": 100, "timeout": 3600}
+            job = _call(
+                f"{api}/scrape", {"website": origin, "prompt": PROMPT, "parameters": parameters}
+            )
+            return _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)
+        except (SkopdFailed, OSError, KeyError, ValueError) as exc:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise SkopdFailed(f"{exc}\n--- daemon log (tail) ---\n{tail}") from exc
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+
+
+# ---------------------------------------------------------------- report
+
+
+def _row(label: str, value: str) -> None:
+    print(f"{label:<34}{value}")
+
+
+def _report_skopd(skopd: SkopdResult, n_pages: int, seed: int, bare: BareResult | None) -> None:
+    crawled = int(skopd.status["total_pages_crawled"])
+    rate = crawled / skopd.seconds if skopd.seconds > 0 else float("nan")
+    _row("skopd status", str(skopd.status["status"]))
+    _row("skopd pages crawled", str(crawled))
+    _row("skopd pages/s", f"{rate:.1f}  ({skopd.seconds:.2f} s, started_at..completed_at)")
+    if bare is not None:
+        ratio = rate / (bare.pages / bare.seconds)
+        _row("ratio skopd/bare", f"{ratio:.2f}  (target >= 0.75 at 2,000 pages)")
+    matching = {d.path for d in all_documents(n_pages, seed) if d.matching}
+    returned = {urlsplit(str(d.get("url", ""))).path for d in skopd.results.get("documents", [])}
+    _row("documents found", str(skopd.results.get("total_documents_found")))
+    _row("documents downloaded", str(skopd.results.get("total_documents_downloaded")))
+    _row("  matching returned", f"{len(returned & matching)} of {len(matching)}")
+    _row("  unrelated returned", str(len(returned - matching)))
+    _row("skopd RSS MB (last / peak VmHWM)", f"{skopd.last_rss_mb:.0f} / {skopd.peak_rss_mb:.0f}")
+    _row("", "(target peak <= 200 MB at 20,000 pages)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--pages", type=int, default=2000, help="site size (default 2000)")
+    parser.add_argument("--large", action="store_true", help=f"site of {LARGE_PAGES} pages")
+    parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--skip-bare", action="store_true", help="skip the bare loop")
+    parser.add_argument("--skip-skopd", action="store_true", help="skip the daemon")
+    parser.add_argument("--python", default=sys.executable, help="interpreter for the daemon")
+    args = parser.parse_args(argv)
+    n_pages = LARGE_PAGES if args.large else args.pages
+
+    context = multiprocessing.get_context("fork")
+    ready: Queue[int] = context.Queue()
+    server = context.Process(target=_serve, args=(n_pages, args.seed, ready), daemon=True)
+    server.start()
+    try:
+        origin = f"http://127.0.0.1:{ready.get(timeout=600)}/"
+        documents = list(all_documents(n_pages, args.seed))
+        _row("pages", f"{n_pages}  (concurrency {args.concurrency}, site at {origin})")
+        _row(
+            "documents on the site",
+            f"{len(documents)} ({sum(d.matching for d in documents)} match)",
+        )
+        bare = None
+        if not args.skip_bare:
+            bare = asyncio.run(bare_crawl(origin, args.concurrency))
+            rate = bare.pages / bare.seconds
+            _row("bare pages fetched", f"{bare.pages} pages + {bare.documents} documents")
+            _row("bare pages/s", f"{rate:.1f}  ({bare.seconds:.2f} s)")
+        if not args.skip_skopd:
+            try:
+                skopd = run_skopd(origin, n_pages, args.concurrency, args.python)
+            except SkopdFailed as exc:
+                print(f"skopd: failed: {exc}", file=sys.stderr)
+                return 1
+            _report_skopd(skopd, n_pages, args.seed, bare)
+    finally:
+        server.terminate()
+        server.join()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

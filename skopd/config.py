@@ -1,0 +1,162 @@
+"""Typed daemon configuration, decoded from TOML into frozen msgspec Structs.
+
+An unknown key or a wrong type stops start-up with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from pathlib import Path
+
+import msgspec
+
+from skopd import __version__
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the offending key."""
+
+
+class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8765
+    api_keys: tuple[str, ...] = ()
+    max_request_bytes: int = 65536
+
+
+class StorageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    database: str = "var/skopd.db"
+    documents_dir: str = "var/documents"
+
+
+class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    max_concurrent_jobs: int = 4
+    max_queued_jobs: int = 100
+
+
+class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    concurrency: int = 16
+    per_host_concurrency: int = 4
+    per_host_delay_ms: int = 0
+    user_agent: str = f"skopd/{__version__} (+self-hosted document discovery)"
+    request_timeout_s: float = 20.0
+    max_page_bytes: int = 5 * 1024 * 1024
+    max_redirects: int = 5
+    allow_private_networks: bool = False
+
+
+class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
+    jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)
+    crawler: CrawlerConfig = msgspec.field(default_factory=CrawlerConfig)
+    # Folder that relative storage paths are resolved against (the config file's folder).
+    base_dir: str = "."
+
+    @property
+    def database_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.database)
+
+    @property
+    def documents_path(self) -> Path:
+        return _resolve(self.base_dir, self.storage.documents_dir)
+
+
+def _resolve(base: str, path: str) -> Path:
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (Path(base) / p).resolve()
+
+
+# (key, lowest, highest): numeric settings outside these bounds are refused at start-up.
+_RANGES: tuple[tuple[str, float, float], ...] = (
+    ("server.port", 0, 65535),
+    ("server.max_request_bytes", 1024, 64 * 1024 * 1024),
+    ("jobs.max_concurrent_jobs", 1, 256),
+    ("jobs.max_queued_jobs", 1, 100_000),
+    ("crawler.concurrency", 1, 1024),
+    ("crawler.per_host_concurrency", 1, 256),
+    ("crawler.per_host_delay_ms", 0, 600_000),
+    ("crawler.request_timeout_s", 0.1, 600),
+    ("crawler.max_page_bytes", 1024, 1024 * 1024 * 1024),
+    ("crawler.max_redirects", 0, 50),
+)
+
+
+def _validate(cfg: Config) -> None:
+    for key, lo, hi in _RANGES:
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section), name)
+        if not lo <= value <= hi:
+            raise ConfigError(f"{key}: must be between {lo:g} and {hi:g} (got {value})")
+    if any(not k or k != k.strip() for k in cfg.server.api_keys):
+        raise ConfigError("server.api_keys: keys must be non-empty strings without spaces around")
+    if not cfg.crawler.user_agent.strip():
+        raise ConfigError("crawler.user_agent: must not be empty")
+
+
+def is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(cfg: Config) -> None:
+    """An API without keys may only listen on loopback."""
+    if not cfg.server.api_keys and not is_loopback_host(cfg.server.host):
+        raise ConfigError(
+            f"server.api_keys: empty, but server.host is {cfg.server.host!r}, which is not a "
+            "loopback address; an open API may only listen on 127.0.0.1/::1/localhost. "
+            "Set server.api_keys or listen on a loopback address."
+        )
+
+
+def parse(text: str, base_dir: str = ".") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML: {exc}") from exc
+    if "base_dir" in raw:
+        raise ConfigError("Object contains unknown field `base_dir`")
+    raw["base_dir"] = base_dir
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_readable(str(exc))) from exc
+    _validate(cfg)
+    return cfg
+
+
+def _readable(msg: str) -> str:
+    """Lead with the dotted key, as a user reads it: `crawler.concurrency: Expected int`."""
+    text, _, path = msg.partition(" - at `$")
+    path = path.rstrip("`").lstrip(".")
+    unknown = re.fullmatch(r"Object contains unknown field `(.+)`", text)
+    if unknown:
+        key = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        return f"{key}: unknown key"
+    return f"{path}: {text}" if path else text
+
+
+def load(path: str | Path) -> Config:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {p}: {exc.strerror}") from exc
+    return parse(text, str(p.resolve().parent))
+
+
+def effective(cfg: Config) -> dict[str, object]:
+    """The configuration as a user reads it, with resolved storage paths."""
+    out: dict[str, object] = msgspec.to_builtins(cfg)
+    out.pop("base_dir", None)
+    storage = out["storage"]
+    assert isinstance(storage, dict)
+    storage["database"] = str(cfg.database_path)
+    storage["documents_dir"] = str(cfg.documents_path)
+    return out

@@ -1,0 +1,501 @@
+"""One job's crawl: coordinator (start page, search terms), navigator (best-first frontier),
+scraper (score candidates, download the relevant ones).
+
+Workers share one priority queue of work items: pages to crawl and documents to download.
+Downloads rank above every page so results appear early; pages rank by how well their
+link text and URL match the prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import itertools
+import os
+import secrets
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from skopd.crawl import doctypes, urls
+from skopd.crawl.extract import Link, Page, parse_page
+from skopd.crawl.fetch import Downloader, FetchError, describe, header, read_limited
+from skopd.crawl.recorder import Recorder
+from skopd.models import Job, StoredDocument, utcnow
+from skopd.relevance.base import Candidate, Scorer
+from skopd.relevance.query import Query, build_query, link_priority
+
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+INLINE_PARSE_BYTES = 256 * 1024
+SNIFF_BYTES = 8192
+DOWNLOAD_PRIORITY = -10.0
+
+
+class JobFailed(Exception):
+    """The site cannot be crawled at all; the job ends `failed` with this message."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+class Item(msgspec.Struct):
+    """A unit of work: a page to crawl or a document to download."""
+
+    url: str
+    depth: int
+    link: Link
+    source_page: str
+    page_title: str
+    candidate: Candidate | None = None  # set for downloads
+    name: str = ""
+    score: float = 0.0
+
+
+class Outcome(msgspec.Struct):
+    reason: str  # "completed", "max_pages", "timeout"
+
+
+class Crawl:
+    def __init__(
+        self,
+        job: Job,
+        recorder: Recorder,
+        downloader: Downloader,
+        scorer: Scorer,
+        documents_dir: Path,
+    ) -> None:
+        self.job = job
+        self.params = job.parameters
+        self.rec = recorder
+        self.http = downloader
+        self.scorer = scorer
+        self.dir = documents_dir / job.job_id
+        self.query: Query = build_query(job.prompt)
+        self.delay_s = downloader.cfg.per_host_delay_ms / 1000
+        self.sites: set[str] = set()
+        self.seen: set[str] = set()
+        self.hashes: set[str] = set()
+        self.heap: list[tuple[float, int, Item]] = []
+        self.counter = itertools.count()
+        self.candidate_ids = itertools.count(1)
+        self.document_ids = itertools.count(1)
+        self.pages_started = 0
+        self.pages_skipped = 0
+        self.pages_queued = 0
+        self.pages_active = 0
+        self.active = 0
+        self.wakeup = asyncio.Event()
+        self.types = frozenset(self.params.document_types)
+        self.max_bytes = self.params.max_file_size_mb * 1024 * 1024
+        self.frontier_cap = max(10_000, self.params.max_pages * 20)
+
+    # -- the job ----------------------------------------------------------
+
+    async def run(self) -> Outcome:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.rec.enter("coordinator")
+        start = await self._coordinate()
+        self.rec.enter("navigator")
+        reason = "completed"
+        try:
+            async with asyncio.timeout(self._time_left()):
+                await self._process_page(start, first=True)
+                await self._drain()
+        except TimeoutError:
+            reason = "timeout"
+            self.rec.warning(
+                f"timeout of {self.params.timeout} s reached; results are what was found by then"
+            )
+        if reason == "completed" and self.pages_skipped:
+            reason = "max_pages"
+            self.rec.warning(
+                f"max_pages limit of {self.params.max_pages} pages reached; "
+                f"{self.pages_skipped} more pages were not crawled"
+            )
+        if self.rec.current_agent == "navigator":
+            self.rec.enter("scraper")
+        self.rec.finish_agents()
+        self.rec.estimate(1.0)
+        return Outcome(reason=reason)
+
+    def _time_left(self) -> float:
+        started = self.job.started_at or utcnow()
+        return max(0.0, self.params.timeout - (utcnow() - started).total_seconds())
+
+    async def _coordinate(self) -> Item:
+        website = self.job.website
+        host = URL(website).host or ""
+        self.sites.add(urls.site_key(host))
+        self.seen.add(urls.normalize_url(website))
+        link = Link(url=website, text="", title="", heading="", context="", tag="a")
+        return Item(url=website, depth=0, link=link, source_page=website, page_title="")
+
+    # -- the frontier -----------------------------------------------------
+
+    def _push(self, priority: float, item: Item) -> None:
+        if item.candidate is None:
+            self.pages_queued += 1
+        heapq.heappush(self.heap, (priority, next(self.counter), item))
+        self.wakeup.set()
+
+    async def _drain(self) -> None:
+        workers = [
+            asyncio.create_task(self._worker(), name=f"{self.job.job_id}-worker-{i}")
+            for i in range(self.http.cfg.concurrency)
+        ]
+        progress = asyncio.create_task(self._report_progress())
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            progress.cancel()
+            for w in workers:
+                w.cancel()
+            await asyncio.gather(*workers, progress, return_exceptions=True)
+
+    async def _worker(self) -> None:
+        while True:
+            if not self.heap:
+                if self.active == 0:
+                    self.wakeup.set()  # let the other idle workers see the end too
+                    return
+                self.wakeup.clear()
+                await self.wakeup.wait()
+                continue
+            _, _, item = heapq.heappop(self.heap)
+            self.active += 1
+            try:
+                if item.candidate is not None:
+                    if self.pages_queued == 0 and self.pages_active == 0:
+                        self._navigation_done()
+                    await self._download(item)
+                    continue
+                self.pages_queued -= 1
+                if self.pages_started >= self.params.max_pages:
+                    self.pages_skipped += 1
+                    continue
+                self.pages_active += 1
+                try:
+                    await self._process_page(item)
+                finally:
+                    self.pages_active -= 1
+            finally:
+                self.active -= 1
+                if not self.heap and self.active == 0:
+                    self.wakeup.set()
+
+    def _navigation_done(self) -> None:
+        if self.rec.current_agent == "navigator":
+            self.rec.enter("scraper")
+
+    async def _report_progress(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            total = min(self.params.max_pages, self.pages_started + self.pages_queued)
+            self.rec.estimate(0.05 + 0.9 * self.pages_started / max(1, total))
+
+    # -- pages ------------------------------------------------------------
+
+    async def _process_page(self, item: Item, first: bool = False) -> None:
+        self.pages_started += 1
+        began = time.monotonic()
+        try:
+            async with self.http.get(item.url, delay_s=self.delay_s) as resp:
+                final = str(resp.url)
+                if first:
+                    self._adopt_site(final)
+                elif not self._in_scope(final):
+                    return  # redirected off-site
+                content_type = header(resp, "Content-Type")
+                ctype = (content_type or "").split(";")[0].strip().lower()
+                if resp.status >= 400:
+                    self.rec.page(final, resp.status, item.depth, 0, _ms(began))
+                    if first:
+                        raise JobFailed(
+                            "start_page_unreachable",
+                            f"start page {item.url} answered HTTP {resp.status}",
+                        )
+                    self.rec.error(f"http_{resp.status}", f"HTTP {resp.status}", final)
+                    return
+                if ctype not in HTML_TYPES:
+                    head = await _sniff(resp)
+                    kind = self._classify(resp, ctype, head, final)
+                    if kind is None or kind == "html":
+                        if kind is None:
+                            if first:
+                                raise JobFailed(
+                                    "start_page_not_html",
+                                    f"start page {item.url} is {ctype or 'untyped'}, "
+                                    "neither HTML nor a document",
+                                )
+                            return
+                        body, cut = await read_limited(resp, self.http.cfg.max_page_bytes)
+                        body = head + body
+                    else:
+                        await self._found_in_response(item, resp, final, kind, head)
+                        return
+                else:
+                    body, cut = await read_limited(resp, self.http.cfg.max_page_bytes)
+                if cut:
+                    self.rec.warning(
+                        f"some pages were larger than crawler.max_page_bytes "
+                        f"({self.http.cfg.max_page_bytes} bytes) and were cut"
+                    )
+                status = resp.status
+        except FetchError as exc:
+            if first:
+                raise JobFailed(exc.kind, f"start page {item.url}: {exc.message}") from exc
+            self.rec.error(exc.kind, exc.message, item.url)
+            return
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if first:
+                raise JobFailed(
+                    "start_page_unreachable", f"start page {item.url}: {describe(exc)}"
+                ) from exc
+            self.rec.error("fetch_failed", describe(exc), item.url)
+            return
+        page = await _parse(body, final, content_type)
+        self.rec.page(final, status, item.depth, len(page.links), _ms(began))
+        await self._follow(page, item.depth)
+
+    def _classify(
+        self, resp: aiohttp.ClientResponse, ctype: str, head: bytes, url: str
+    ) -> str | None:
+        """'html', a document type, or None (neither)."""
+        by_header, _ = doctypes.type_from_headers(
+            header(resp, "Content-Type"), header(resp, "Content-Disposition")
+        )
+        kind = by_header or doctypes.type_from_magic(head)
+        if kind:
+            return kind
+        if not ctype and head.lstrip()[:15].lower().startswith((b"<!doctype html", b"<html")):
+            return "html"
+        return None
+
+    def _adopt_site(self, final_url: str) -> None:
+        host = URL(final_url).host or ""
+        self.sites.add(urls.site_key(host))
+        self.seen.add(urls.normalize_url(final_url))
+
+    def _in_scope(self, url: str) -> bool:
+        return any(urls.same_site(url, key) for key in self.sites)
+
+    async def _follow(self, page: Page, depth: int) -> None:
+        found: list[Item] = []
+        params = self.params
+        for link in page.links:
+            url = link.url
+            key = urls.normalize_url(url)
+            if key in self.seen or not self._in_scope(url):
+                continue
+            if not urls.path_allowed(url, params.include_paths, params.exclude_paths):
+                continue
+            self.seen.add(key)
+            kind = doctypes.type_from_url(url)
+            item = Item(
+                url=url, depth=depth + 1, link=link, source_page=page.url, page_title=page.title
+            )
+            if kind is not None:
+                if kind in self.types:
+                    found.append(item)
+                continue
+            if params.single_page or depth + 1 > params.max_depth:
+                continue
+            if len(self.heap) >= self.frontier_cap:
+                self.rec.warning("the frontier is full; some links were not queued")
+                continue
+            self._push(-link_priority(self.query, url, link.text), item)
+        if found:
+            await self._judge(found, [doctypes.type_from_url(i.url) or "" for i in found])
+
+    # -- candidates -------------------------------------------------------
+
+    async def _judge(self, items: Sequence[Item], kinds: Sequence[str]) -> None:
+        cands = [self._candidate(item, kind) for item, kind in zip(items, kinds, strict=True)]
+        scored = {s.id: s for s in await self.scorer.score(self.query, cands)}
+        threshold = self.params.confidence_threshold
+        for item, cand in zip(items, cands, strict=True):
+            result = scored.get(cand.id)
+            item.score = result.score if result else 0.0
+            item.name = result.name if result else cand.filename
+            item.candidate = cand
+            if item.score >= threshold:
+                self._push(DOWNLOAD_PRIORITY - item.score, item)
+            else:
+                self.rec.candidate(
+                    item.url,
+                    item.source_page,
+                    item.name,
+                    cand.doc_type,
+                    item.score,
+                    "below_threshold",
+                )
+
+    def _candidate(self, item: Item, kind: str, filename: str | None = None) -> Candidate:
+        link = item.link
+        return Candidate(
+            id=next(self.candidate_ids),
+            url=item.url,
+            text=link.text,
+            title=link.title,
+            heading=link.heading,
+            context=link.context,
+            page_title=item.page_title,
+            filename=filename or urls.file_name_from_url(item.url),
+            doc_type=kind,
+        )
+
+    async def _found_in_response(
+        self, item: Item, resp: aiohttp.ClientResponse, final: str, kind: str, head: bytes
+    ) -> None:
+        """A link crawled as a page turned out to be a document: judge it, then keep reading."""
+        self.pages_started -= 1  # it was not a page after all
+        if kind not in self.types:
+            return
+        _, filename = doctypes.type_from_headers(None, header(resp, "Content-Disposition"))
+        cand = self._candidate(item, kind, filename)
+        result = (await self.scorer.score(self.query, [cand]) or [None])[0]
+        item.candidate = cand
+        item.score = result.score if result else 0.0
+        item.name = result.name if result else cand.filename
+        if item.score < self.params.confidence_threshold:
+            self.rec.candidate(
+                item.url, item.source_page, item.name, kind, item.score, "below_threshold"
+            )
+            return
+        await self._store(item, resp, head)
+
+    # -- downloads --------------------------------------------------------
+
+    async def _download(self, item: Item) -> None:
+        cand = item.candidate
+        assert cand is not None
+        try:
+            async with self.http.get(item.url, delay_s=self.delay_s, stream=True) as resp:
+                if resp.status >= 400:
+                    self._failed(item, f"http_{resp.status}", f"HTTP {resp.status}")
+                    return
+                head = await _sniff(resp)
+                ctype = (header(resp, "Content-Type") or "").split(";")[0].strip().lower()
+                if ctype in HTML_TYPES and doctypes.type_from_magic(head) is None:
+                    self._failed(item, "not_a_document", f"{item.url} answered with an HTML page")
+                    return
+                await self._store(item, resp, head)
+        except FetchError as exc:
+            self._failed(item, exc.kind, exc.message)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._failed(item, "download_failed", describe(exc))
+
+    def _failed(self, item: Item, kind: str, message: str) -> None:
+        assert item.candidate is not None
+        self.rec.error(kind, message, item.url, agent="scraper")
+        self.rec.candidate(
+            item.url, item.source_page, item.name, item.candidate.doc_type, item.score, "failed"
+        )
+
+    async def _store(self, item: Item, resp: aiohttp.ClientResponse, head: bytes) -> None:
+        """Stream the body to a part file, hashing as it goes; keep it if new and small enough."""
+        cand = item.candidate
+        assert cand is not None
+        if resp.content_length is not None and resp.content_length > self.max_bytes:
+            self._too_large(item)
+            return
+        part = self.dir / f".part-{secrets.token_hex(8)}"
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with part.open("wb") as out:
+                chunk = head
+                while chunk:
+                    size += len(chunk)
+                    if size > self.max_bytes:
+                        self._too_large(item)
+                        return
+                    digest.update(chunk)
+                    out.write(chunk)
+                    chunk = await resp.content.read(65536)
+            sha = digest.hexdigest()
+            if sha in self.hashes:
+                self.rec.candidate(
+                    item.url, item.source_page, item.name, cand.doc_type, item.score, "duplicate"
+                )
+                return
+            self.hashes.add(sha)
+            number = next(self.document_ids)
+            document_id = f"doc_{number}"
+            file_name = f"{number:04d}_{doctypes.safe_filename(item.name, cand.doc_type)}"
+            os.replace(part, self.dir / file_name)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            self._failed(item, "download_failed", describe(exc))
+            return
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                part.unlink()
+        self.rec.candidate(
+            item.url,
+            item.source_page,
+            item.name,
+            cand.doc_type,
+            item.score,
+            "downloaded",
+            document_id,
+        )
+        self.rec.document(
+            StoredDocument(
+                job_id=self.job.job_id,
+                document_id=document_id,
+                name=item.name,
+                url=item.url,
+                source_page=item.source_page,
+                document_type=cand.doc_type,
+                confidence_score=item.score,
+                size_bytes=size,
+                sha256=sha,
+                file_name=file_name,
+                extracted_at=utcnow(),
+            )
+        )
+        await self.rec.flush()
+
+    def _too_large(self, item: Item) -> None:
+        assert item.candidate is not None
+        self.rec.warning(
+            f"some documents were larger than max_file_size_mb "
+            f"({self.params.max_file_size_mb} MB) and were not downloaded"
+        )
+        self.rec.candidate(
+            item.url,
+            item.source_page,
+            item.name,
+            item.candidate.doc_type,
+            item.score,
+            "too_large",
+        )
+
+
+async def _sniff(resp: aiohttp.ClientResponse) -> bytes:
+    """Up to SNIFF_BYTES of the body, for magic-byte checks; the rest stays unread."""
+    buf = b""
+    while len(buf) < SNIFF_BYTES:
+        chunk = await resp.content.read(SNIFF_BYTES - len(buf))
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+async def _parse(body: bytes, url: str, ctype: str | None) -> Page:
+    if len(body) <= INLINE_PARSE_BYTES:
+        return parse_page(body, url, ctype)
+    return await asyncio.to_thread(parse_page, body, url, ctype)
+
+
+def _ms(began: float) -> int:
+    return int((time.monotonic() - began) * 1000)

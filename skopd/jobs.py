@@ -1,0 +1,238 @@
+"""The scheduler: owns every job task, runs at most `max_concurrent_jobs`, queues the rest
+FIFO, cancels, deletes and recovers jobs after a restart. Job state changes only here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from skopd.config import Config
+from skopd.crawl.engine import Crawl, JobFailed
+from skopd.crawl.fetch import Downloader
+from skopd.crawl.recorder import Recorder
+from skopd.errors import Conflict, NotFound, TooManyRequests
+from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
+from skopd.relevance.base import Scorer
+from skopd.store import Store
+
+log = logging.getLogger("skopd.jobs")
+
+CANCEL_WAIT_S = 5.0
+RESTART_MESSAGE = "the daemon restarted while the job was running; submit it again"
+
+
+class Scheduler:
+    def __init__(self, cfg: Config, store: Store, downloader: Downloader, scorer: Scorer) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.downloader = downloader
+        self.scorer = scorer
+        self.documents_dir = cfg.documents_path
+        self._queue: collections.deque[str] = collections.deque()
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._cancelling: set[str] = set()
+        self._closing = False
+        self._mean_runtime_s = 60.0
+
+    # -- life cycle -------------------------------------------------------
+
+    async def start(self) -> None:
+        """Jobs that were running when the daemon stopped end failed; pending ones run again."""
+        self.documents_dir.mkdir(parents=True, exist_ok=True)
+        for job in await self.store.jobs_with_status(JobStatus.IN_PROGRESS):
+            rec = Recorder(self.store, job)
+            rec.error("daemon_restart", RESTART_MESSAGE, None, agent=job.current_agent)
+            await rec.flush(
+                {
+                    "status": JobStatus.FAILED,
+                    "message": f"Job failed: {RESTART_MESSAGE}",
+                    "completed_at": utcnow(),
+                    "current_agent": None,
+                    "agents_completed": job.agents_completed,
+                    "total_pages_crawled": job.total_pages_crawled,
+                    "total_documents_found": job.total_documents_found,
+                    "total_documents_downloaded": job.total_documents_downloaded,
+                    "progress": job.progress,
+                    "estimated_completion": None,
+                }
+            )
+            log.info("job %s state=failed reason=restart", job.job_id)
+        for job in await self.store.jobs_with_status(JobStatus.PENDING):
+            self._queue.append(job.job_id)
+        self._dispatch()
+
+    async def close(self) -> None:
+        """Stop every job task; running jobs stay `in_progress` in the store for the next start."""
+        self._closing = True
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- requests ---------------------------------------------------------
+
+    async def submit(self, owner: str, req: ScrapeRequest) -> Job:
+        if len(self._queue) >= self.cfg.jobs.max_queued_jobs:
+            raise TooManyRequests(
+                f"the queue is full ({self.cfg.jobs.max_queued_jobs} pending jobs); retry later",
+                headers={"Retry-After": str(int(self._mean_runtime_s) or 30)},
+            )
+        now = utcnow()
+        job = Job(
+            job_id=new_id("job"),
+            owner=owner,
+            website=req.website,
+            prompt=req.prompt.strip(),
+            parameters=req.parameters,
+            status=JobStatus.PENDING,
+            message="Job queued",
+            created_at=now,
+        )
+        job.estimated_completion = now + self._expected_wait(job.parameters)
+        job.seq = await self.store.insert_job(job)
+        self._queue.append(job.job_id)
+        log.info("job %s state=pending website=%s", job.job_id, job.website)
+        self._dispatch()
+        return job
+
+    def _expected_wait(self, params: Parameters) -> timedelta:
+        ahead = len(self._queue) + len(self._running)
+        rounds = ahead // self.cfg.jobs.max_concurrent_jobs + 1
+        return timedelta(seconds=min(self._mean_runtime_s, params.timeout) * rounds)
+
+    async def owned(self, owner: str, job_id: str) -> Job:
+        """The job, if it exists and belongs to `owner`; a 404 either way otherwise."""
+        job = await self.store.get_job(job_id)
+        if job is None or job.owner != owner:
+            raise NotFound(f"job {job_id} not found")
+        return job
+
+    async def cancel(self, owner: str, job_id: str) -> tuple[Job, JobStatus]:
+        job = await self.owned(owner, job_id)
+        previous = job.status
+        if not previous.is_active:
+            raise Conflict(f"job {job_id} has already ended ({previous.value})")
+        task = self._running.get(job_id)
+        if task is not None:
+            self._cancelling.add(job_id)
+            task.cancel()
+            await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+        elif job_id in self._queue:
+            self._queue.remove(job_id)
+            await self.store.update_job(
+                job_id,
+                status=JobStatus.CANCELLED,
+                message="Job cancelled before it started",
+                completed_at=utcnow(),
+                estimated_completion=None,
+            )
+            log.info("job %s state=cancelled (was pending)", job_id)
+        return await self.owned(owner, job_id), previous
+
+    async def delete(self, owner: str, job_id: str) -> None:
+        job = await self.owned(owner, job_id)
+        if job.status.is_active:
+            raise Conflict(f"job {job_id} is {job.status.value}; cancel it before deleting it")
+        await self.store.delete_job(job_id)
+        await asyncio.to_thread(shutil.rmtree, self.documents_dir / job_id, True)
+        log.info("job %s deleted", job_id)
+
+    def file_path(self, job_id: str, file_name: str) -> Path:
+        return self.documents_dir / job_id / file_name
+
+    def queued(self) -> int:
+        return len(self._queue)
+
+    def running(self) -> int:
+        return len(self._running)
+
+    # -- running ----------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        while (
+            not self._closing
+            and self._queue
+            and len(self._running) < self.cfg.jobs.max_concurrent_jobs
+        ):
+            job_id = self._queue.popleft()
+            task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+            self._running[job_id] = task
+            task.add_done_callback(lambda _t, j=job_id: self._reap(j))
+
+    def _reap(self, job_id: str) -> None:
+        self._running.pop(job_id, None)
+        self._cancelling.discard(job_id)
+        self._dispatch()
+
+    async def _run(self, job_id: str) -> None:
+        job = await self.store.get_job(job_id)
+        if job is None or job.status is not JobStatus.PENDING:
+            return
+        job.started_at = utcnow()
+        job.status = JobStatus.IN_PROGRESS
+        await self.store.update_job(
+            job_id, status=job.status, started_at=job.started_at, message="Crawling the website"
+        )
+        log.info("job %s state=in_progress", job_id)
+        rec = Recorder(self.store, job)
+        flusher = asyncio.create_task(rec.flush_every())
+        final: dict[str, object] = {}
+        try:
+            crawl = Crawl(job, rec, self.downloader, self.scorer, self.documents_dir)
+            outcome = await crawl.run()
+            found = rec.documents_found
+            note = {
+                "completed": "",
+                "max_pages": " (stopped at max_pages)",
+                "timeout": " (stopped at the timeout)",
+            }[outcome.reason]
+            final = _ended(
+                JobStatus.COMPLETED,
+                f"Job completed successfully. Found {found} document(s){note}.",
+            )
+        except JobFailed as exc:
+            rec.error(exc.error_type, exc.message, job.website, recoverable=False)
+            final = _ended(JobStatus.FAILED, f"Job failed: {exc.message}")
+        except asyncio.CancelledError:
+            if job_id in self._cancelling:
+                final = _ended(JobStatus.CANCELLED, "Job cancelled by user")
+            else:
+                raise  # daemon shutdown: the job stays in_progress for the next start
+        except Exception as exc:
+            log.exception("job %s crashed", job_id)
+            rec.error("internal_error", f"{type(exc).__name__}: {exc}", None, recoverable=False)
+            final = _ended(JobStatus.FAILED, "Job failed: internal error (see errors)")
+        finally:
+            flusher.cancel()
+            if final:
+                final["current_agent"] = None
+            await asyncio.shield(rec.flush(final or None))
+        if final:
+            runtime = (utcnow() - job.started_at).total_seconds()
+            self._mean_runtime_s = 0.8 * self._mean_runtime_s + 0.2 * runtime
+            log.info(
+                "job %s state=%s elapsed=%.1fs pages=%d documents=%d",
+                job_id,
+                final["status"],
+                runtime,
+                rec.pages_crawled,
+                rec.documents_downloaded,
+            )
+
+
+def _ended(status: JobStatus, message: str) -> dict[str, object]:
+    now = utcnow()
+    fields: dict[str, object] = {
+        "status": status,
+        "message": message,
+        "completed_at": now,
+        "estimated_completion": now,
+    }
+    if status is JobStatus.COMPLETED:
+        fields["progress"] = 100.0
+    return fields

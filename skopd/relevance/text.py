@@ -1,0 +1,271 @@
+"""Text normalisation shared by the query planner and the lexical scorer.
+
+Everything here works on *folded* text: lowercased, accents removed, ß -> ss. Words are
+runs of letters or runs of digits; content words are words minus stopwords, lightly stemmed
+with rules that are crude but applied identically to prompts and documents, so that
+"Protokolle"/"Protokoll", "minutes"/"minute" or "procès-verbaux"/"procès-verbal" meet.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Final
+from urllib.parse import unquote
+
+_SPECIAL: Final = str.maketrans(
+    {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th", "’": "'"}
+)
+_COMBINING: Final = re.compile(r"[\u0300-\u036f]+")
+_WORD: Final = re.compile(r"[^\W\d_]+|\d+")
+_CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
+STOPWORDS: Final = frozenset(
+    # en
+    "a an the and or of in on at to for from by with about into over under as is are was were"
+    " be been being this that these those it its our your their his her my me we you they i"
+    " what which who whom whose where when how why not no nor but if then than so such per via"
+    " vs also only just both either neither up out off down any each every some all there here"
+    # de
+    " der die das den dem des ein eine einer eines einem einen und oder von vom zu zum zur im"
+    " am an auf aus bei beim mit nach seit fur fuer uber ueber unter vor bis als ist sind war"
+    " waren wird werden wurde wurden sein alle allen aller alles jede jeder jedes jeden diese"
+    " dieser dieses diesem diesen es sie er wir ihr ich mir mich uns nicht kein keine auch nur"
+    " sowie bzw zwischen ab gegen ohne um durch wie was wer wo wann welche welcher welches hier"
+    # fr
+    " le la les un une du de et ou au aux en dans sur pour par avec sans sous entre depuis"
+    " avant apres chez ce cet cette ces son sa ses leur leurs notre nos votre vos mon ma mes"
+    " qui que quoi dont est sont ete etre tous toutes tout toute pas ne se ici"
+    # es
+    " el los las unos unas y del al con sin por para sobre desde hasta antes despues su sus"
+    " es son fue ser todo todos toda todas este esta estos estas ese esa lo le mi tu aqui"
+    # nl
+    " het een van op te voor met aan bij uit naar over tot sinds tussen na om door als zijn"
+    " wordt worden dit dat deze alle ook niet geen ze zij wij we ik hun onze hier"
+    # it
+    " il lo gli di dello della dei degli delle da dal dallo dalla dai dagli dalle nel nello"
+    " nella nei negli nelle sul sulla con tra fra alla ai agli alle che chi cui non come dove"
+    " quando questo questa questi queste quello quella tutti tutte tutto tutta sono essere qui".split()
+)
+
+# Words that carry no evidence about which document a link is: file types, sizes, verbs of
+# downloading and opening, "here", "more", "new window".
+GENERIC: Final = frozenset(
+    "pdf doc docx xls xlsx ppt pptx odt ods odp rtf txt csv zip word excel file files datei"
+    " dateien fichier fichiers archivo documento document dokument bestand download downloads"
+    " herunterladen downloaden telecharger telechargement telechargez descargar descarga scarica"
+    " scaricare here hier ici aqui qui click klicken klick cliquez cliquer clic haga clicca"
+    " open oeffnen offnen ouvrir abrir apri aprire view ansehen anzeigen voir ver visualizza"
+    " read lesen lire leer leggi more mehr plus mas link links lien enlace details detail"
+    " suite weiter weiterlesen erfahren size groesse grosse taille kb mb gb ko mo kib mib byte"
+    " bytes seite seiten page pages new neues neuem nouvelle window fenster fenetre ventana"
+    " finestra tab external externer externe opens oeffnet offnet ouvre version kbytes".split()
+)
+
+_SIZE_UNITS: Final = frozenset("kb mb gb ko mo kib mib byte bytes kbytes".split())
+
+
+def fold(text: str) -> str:
+    """Lowercase and strip accents: "Procès-Verbal Größe" -> "proces-verbal grosse"."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_SPECIAL)))
+
+
+_ALNUM: Final = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32 for c in range(256))
+_PARTS: Final = re.compile(r"[a-z]+|[0-9]+")
+
+
+def words(text: str) -> list[str]:
+    """Folded words: runs of letters and runs of digits, in order."""
+    folded = fold(text)
+    if not folded.isascii():
+        return _WORD.findall(folded)
+    # Translating bytes is several times faster than a regex, and this runs for every link.
+    out = folded.encode("ascii").translate(_ALNUM).decode("ascii").split()
+    for i, word in enumerate(out):
+        if not (word.isalpha() or word.isdigit()):
+            return out[:i] + [p for w in out[i:] for p in _PARTS.findall(w)]
+    return out
+
+
+def split_camel(text: str) -> str:
+    """"BoardMinutes2024" -> "Board Minutes2024"; file names and URLs glue words together."""
+    return _CAMEL.sub(" ", text)
+
+
+_STEM_CACHE: dict[str, str | None] = {}
+
+
+def stem(word: str) -> str:
+    """Light, language-agnostic suffix stripping (plural and feminine endings), repeated
+    until nothing changes so that stemming a stem is harmless."""
+    while (shorter := _strip_suffix(word)) != word:
+        word = shorter
+    return word
+
+
+def _strip_suffix(word: str) -> str:
+    if len(word) <= 4 or word.isdigit():
+        return word
+    for suffix, repl in (("ies", "y"), ("aux", "al"), ("elles", "el"), ("elle", "el")):
+        if word.endswith(suffix):
+            return word[: -len(suffix)] + repl
+    if word[-1] == "s" and word[-2] not in "sui":
+        return word[:-1]
+    if len(word) > 5 and word[-1] in "eio":
+        return word[:-1]
+    if len(word) > 6 and word.endswith("en"):
+        return word[:-2]
+    return word
+
+
+def content_word(word: str) -> str | None:
+    """The stem of a folded word, or None for stopwords, digits and single letters."""
+    try:
+        return _STEM_CACHE[word]
+    except KeyError:
+        pass
+    result = None if len(word) < 2 or word.isdigit() or word in STOPWORDS else stem(word)
+    if len(_STEM_CACHE) < 200_000:
+        _STEM_CACHE[word] = result
+    return result
+
+
+def content_words(text: str) -> list[str]:
+    """Stems of the content words of ``text``, in order."""
+    out = []
+    for word in words(text):
+        kept = content_word(word)
+        if kept is not None:
+            out.append(kept)
+    return out
+
+
+def is_generic_word(word: str) -> bool:
+    """A folded word that says nothing about a document: type, size, verb, stopword, number."""
+    return word in GENERIC or word in STOPWORDS or word.isdigit() or len(word) < 2
+
+
+def is_generic_text(text: str) -> bool:
+    """True for link texts like "PDF", "[PDF]", "pdf (2 MB)", "Download", "click here"."""
+    return all(is_generic_word(w) for w in words(text))
+
+
+# ---------------------------------------------------------------- dates
+
+MONTHS: Final[dict[str, int]] = {
+    name: number
+    for number, names in enumerate(
+        (
+            "january januar janvier enero januari gennaio jan",
+            "february februar fevrier febrero februari febbraio feb",
+            "march marz maerz mars marzo maart mar",
+            "april avril abril aprile apr",
+            "may mai mayo mei maggio",
+            "june juni juin junio giugno jun",
+            "july juli juillet julio luglio jul",
+            "august aout agosto augustus aug",
+            "september septembre septiembre settembre sep sept",
+            "october oktober octobre octubre ottobre oct okt",
+            "november novembre noviembre nov",
+            "december dezember decembre diciembre dicembre dec dez",
+        ),
+        start=1,
+    )
+    for name in names.split()
+}
+
+_FOUR_DIGITS: Final = re.compile(r"\d{4}")
+_YEAR: Final = re.compile(r"(?<!\d)(19\d\d|20\d\d|2100)(?!\d)")
+_COMPACT_DATE: Final = re.compile(r"(?<!\d)(19\d\d|20\d\d)(0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)")
+_YEAR_SPAN: Final = re.compile(
+    r"(?<!\d)(19\d\d|20\d\d)\s*(?:-|–|—|/|to|bis|au|a)\s*(19\d\d|20\d\d|\d\d)(?!\d)"
+)
+_ISO_MONTH: Final = re.compile(r"(?<!\d)(?:19|20)\d\d[-_./](0[1-9]|1[0-2])(?!\d)")
+_DAY_MONTH: Final = re.compile(
+    r"(?<!\d)(0?[1-9]|[12]\d|3[01])([./-])(0?[1-9]|1[0-2])[./-](?:19|20)?\d\d(?!\d)"
+)
+_MONTH_YEAR: Final = re.compile(r"(?<!\d)(0?[1-9]|1[0-2])[./-](?:19|20)\d\d(?!\d)")
+
+
+def years_in(text: str) -> set[int]:
+    """Years a text mentions: "2024", "2024-03-12", "12.03.2024", "minutes_20240312",
+    and every year of a span such as "2019-2021" or "2023/24"."""
+    if not _FOUR_DIGITS.search(text):
+        return set()
+    found = {int(y) for y in _YEAR.findall(text)}
+    found.update(int(y) for y, _ in _COMPACT_DATE.findall(text))
+    for first, last in _YEAR_SPAN.findall(text):
+        start = int(first)
+        end = int(last) if len(last) == 4 else start - start % 100 + int(last)
+        if 0 < end - start <= 10:
+            found.update(range(start, end + 1))
+    return found
+
+
+def months_in(text: str) -> set[int]:
+    """Months a text mentions by name (six languages) or in a numeric date."""
+    found = {MONTHS[w] for w in words(text) if w in MONTHS}
+    if any(c.isdigit() for c in text):
+        found.update(int(m) for m in _ISO_MONTH.findall(text))
+        found.update(int(m) for _, m in _COMPACT_DATE.findall(text))
+        found.update(int(m) for m in _MONTH_YEAR.findall(text))
+        for day, sep, month in _DAY_MONTH.findall(text):
+            found.add(int(month))
+            if sep == "/" and int(day) <= 12:  # 03/12/2024 may be US month-first
+                found.add(int(day))
+    return found
+
+
+# ---------------------------------------------------------------- names
+
+_BRACKETED: Final = re.compile(r"\s*[(\[{]([^()\[\]{}]*)[)\]}]")
+_EDGE_PUNCT: Final = " \t-–—|·•:,;/"
+
+
+def _decoration(inner: str) -> bool:
+    ws = words(inner)
+    return any(w in GENERIC for w in ws) and all(is_generic_word(w) for w in ws)
+
+
+def _chunk_kind(chunk: str) -> str:
+    ws = words(chunk)
+    if not ws:
+        return "punct"
+    if any(w in _SIZE_UNITS for w in ws) and all(w in _SIZE_UNITS or w.isdigit() for w in ws):
+        return "size"
+    if all(w in GENERIC for w in ws):
+        return "generic"
+    return "number" if all(w.isdigit() for w in ws) else "content"
+
+
+def strip_decorations(text: str) -> str:
+    """Drop type and size decorations: "Minutes (PDF, 2 MB)" -> "Minutes",
+    "[PDF] Annual report" -> "Annual report", "Download Budget 2024 pdf 1,2 MB" -> "Budget 2024"."""
+    text = _BRACKETED.sub(lambda m: "" if _decoration(m.group(1)) else m.group(0), text)
+    chunks = text.split()
+    number_ok = False  # a number just before a size unit is part of the size
+    while chunks:
+        kind = _chunk_kind(chunks[-1])
+        if kind in ("punct", "generic", "size") or (kind == "number" and number_ok):
+            number_ok = kind == "size"
+            chunks.pop()
+        else:
+            break
+    while chunks and _chunk_kind(chunks[0]) in ("punct", "generic"):
+        chunks.pop(0)
+    return " ".join(chunks).strip(_EDGE_PUNCT)
+
+
+_EXTENSION: Final = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+_JOINERS: Final = re.compile(r"[_+]+|(?<!\d)-+|-+(?!\d)|%20")
+
+
+def clean_filename(name: str) -> str:
+    """"minutes_2024-03-12_final.pdf" -> "Minutes 2024-03-12 final"."""
+    name = unquote(name.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+    name = _EXTENSION.sub("", name)
+    name = " ".join(_JOINERS.sub(" ", name).split())
+    return name[:1].upper() + name[1:]

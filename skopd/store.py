@@ -1,0 +1,433 @@
+"""The only module that speaks SQL: jobs, pages, candidates, documents, errors, warnings.
+
+One writer connection (SQLite allows one writer; a second one gets "database is locked")
+and one reader connection, both in WAL mode so reads never wait for the crawl's writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import msgspec
+
+from skopd.models import Job, JobErrorInfo, JobStatus, Parameters, StoredDocument
+
+_MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        website TEXT NOT NULL,
+        prompt TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        started_at TEXT,
+        completed_at TEXT,
+        estimated_completion TEXT,
+        progress REAL,
+        current_agent TEXT,
+        agents_completed TEXT NOT NULL DEFAULT '[]',
+        total_pages_crawled INTEGER NOT NULL DEFAULT 0,
+        total_documents_found INTEGER NOT NULL DEFAULT 0,
+        total_documents_downloaded INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX jobs_owner_seq ON jobs (owner, seq);
+    CREATE INDEX jobs_status ON jobs (status);
+    CREATE TABLE pages (
+        job_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        http_status INTEGER,
+        depth INTEGER NOT NULL,
+        links INTEGER NOT NULL,
+        elapsed_ms INTEGER NOT NULL,
+        fetched_at TEXT NOT NULL
+    );
+    CREATE INDEX pages_job ON pages (job_id);
+    CREATE TABLE candidates (
+        job_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        source_page TEXT NOT NULL,
+        name TEXT NOT NULL,
+        document_type TEXT NOT NULL,
+        confidence_score REAL NOT NULL,
+        decision TEXT NOT NULL,
+        document_id TEXT,
+        decided_at TEXT NOT NULL
+    );
+    CREATE INDEX candidates_job ON candidates (job_id);
+    CREATE TABLE documents (
+        job_id TEXT NOT NULL,
+        document_id TEXT NOT NULL,
+        name TEXT NOT NULL,
+        url TEXT NOT NULL,
+        source_page TEXT NOT NULL,
+        document_type TEXT NOT NULL,
+        confidence_score REAL NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        extracted_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, document_id)
+    );
+    CREATE TABLE errors (
+        job_id TEXT NOT NULL,
+        error_id TEXT NOT NULL,
+        agent_name TEXT NOT NULL,
+        error_type TEXT NOT NULL,
+        error_message TEXT NOT NULL,
+        page_url TEXT,
+        timestamp TEXT NOT NULL,
+        is_recoverable INTEGER NOT NULL
+    );
+    CREATE INDEX errors_job ON errors (job_id);
+    CREATE TABLE warnings (
+        job_id TEXT NOT NULL,
+        message TEXT NOT NULL,
+        timestamp TEXT NOT NULL
+    );
+    CREATE INDEX warnings_job ON warnings (job_id);
+    """,
+)
+
+_JOB_COLUMNS = (
+    "seq job_id owner website prompt parameters status message created_at started_at "
+    "completed_at estimated_completion progress current_agent agents_completed "
+    "total_pages_crawled total_documents_found total_documents_downloaded"
+).split()
+_UPDATABLE = frozenset(_JOB_COLUMNS) - {"seq", "job_id", "owner", "website", "prompt"}
+
+
+def _ts(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _encode(name: str, value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _ts(value)
+    if name == "parameters":
+        return msgspec.json.encode(value).decode()
+    if name == "agents_completed":
+        return msgspec.json.encode(list(value)).decode()
+    if isinstance(value, JobStatus):
+        return value.value
+    return value
+
+
+def _job(row: sqlite3.Row) -> Job:
+    created = _dt(row["created_at"])
+    assert created is not None
+    return Job(
+        seq=row["seq"],
+        job_id=row["job_id"],
+        owner=row["owner"],
+        website=row["website"],
+        prompt=row["prompt"],
+        parameters=msgspec.json.decode(row["parameters"], type=Parameters),
+        status=JobStatus(row["status"]),
+        message=row["message"],
+        created_at=created,
+        started_at=_dt(row["started_at"]),
+        completed_at=_dt(row["completed_at"]),
+        estimated_completion=_dt(row["estimated_completion"]),
+        progress=row["progress"],
+        current_agent=row["current_agent"],
+        agents_completed=msgspec.json.decode(row["agents_completed"], type=list[str]),
+        total_pages_crawled=row["total_pages_crawled"],
+        total_documents_found=row["total_documents_found"],
+        total_documents_downloaded=row["total_documents_downloaded"],
+    )
+
+
+_INSERT_DOCUMENT = (
+    f"INSERT INTO documents ({', '.join(StoredDocument.__struct_fields__)}) "
+    f"VALUES ({', '.join('?' * len(StoredDocument.__struct_fields__))})"
+)
+
+
+def _document_values(doc: StoredDocument) -> list[Any]:
+    return [_encode(f, getattr(doc, f)) for f in doc.__struct_fields__]
+
+
+class PageRow(msgspec.Struct, array_like=True):
+    job_id: str
+    url: str
+    http_status: int | None
+    depth: int
+    links: int
+    elapsed_ms: int
+    fetched_at: str
+
+
+class CandidateRow(msgspec.Struct, array_like=True):
+    job_id: str
+    url: str
+    source_page: str
+    name: str
+    document_type: str
+    confidence_score: float
+    decision: str
+    document_id: str | None
+    decided_at: str
+
+
+class Store:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        # Multi-statement writes from concurrent jobs must not interleave inside one transaction.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        await self._migrate(self._writer)
+        self._reader = await self._connect()
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        async with conn.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = row[0] if row else 0
+        if version > len(_MIGRATIONS):
+            raise RuntimeError(
+                f"database {self.path} has schema version {version}, newer than this "
+                f"skopd understands ({len(_MIGRATIONS)})"
+            )
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            await conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    async def close(self) -> None:
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    @property
+    def w(self) -> aiosqlite.Connection:
+        assert self._writer is not None, "store is not open"
+        return self._writer
+
+    @property
+    def r(self) -> aiosqlite.Connection:
+        assert self._reader is not None, "store is not open"
+        return self._reader
+
+    async def ping(self) -> bool:
+        async with self.r.execute("SELECT 1") as cur:
+            return (await cur.fetchone()) is not None
+
+    # -- jobs -------------------------------------------------------------
+
+    async def insert_job(self, job: Job) -> int:
+        cols = [c for c in _JOB_COLUMNS if c != "seq"]
+        values = [_encode(c, getattr(job, c)) for c in cols]
+        async with self._lock:
+            cur = await self.w.execute(
+                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                values,
+            )
+        assert cur.lastrowid is not None
+        return cur.lastrowid
+
+    async def update_job(self, job_id: str, **fields: Any) -> None:
+        bad = set(fields) - _UPDATABLE
+        if bad:
+            raise ValueError(f"not updatable: {sorted(bad)}")
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = [_encode(k, v) for k, v in fields.items()]
+        async with self._lock:
+            await self.w.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
+
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self.r.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _job(row)
+
+    async def list_jobs(
+        self, owner: str, status: JobStatus | None, limit: int, before_seq: int | None
+    ) -> list[Job]:
+        sql = "SELECT * FROM jobs WHERE owner = ?"
+        args: list[Any] = [owner]
+        if status is not None:
+            sql += " AND status = ?"
+            args.append(status.value)
+        if before_seq is not None:
+            sql += " AND seq < ?"
+            args.append(before_seq)
+        sql += " ORDER BY seq DESC LIMIT ?"
+        args.append(limit)
+        async with self.r.execute(sql, args) as cur:
+            return [_job(row) for row in await cur.fetchall()]
+
+    async def jobs_with_status(self, status: JobStatus) -> list[Job]:
+        async with self.r.execute(
+            "SELECT * FROM jobs WHERE status = ? ORDER BY seq", (status.value,)
+        ) as cur:
+            return [_job(row) for row in await cur.fetchall()]
+
+    async def delete_job(self, job_id: str) -> None:
+        async with self._lock:
+            await self.w.execute("BEGIN")
+            try:
+                for table in ("pages", "candidates", "documents", "errors", "warnings", "jobs"):
+                    await self.w.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            except BaseException:
+                await self.w.execute("ROLLBACK")
+                raise
+            await self.w.execute("COMMIT")
+
+    # -- crawl records ----------------------------------------------------
+
+    async def record_progress(
+        self,
+        job_id: str,
+        pages: Sequence[PageRow],
+        candidates: Sequence[CandidateRow],
+        job_fields: dict[str, Any],
+        documents: Sequence[StoredDocument] = (),
+    ) -> None:
+        """One transaction: pages, candidates and documents since the last call, and counters.
+
+        Documents and the counters that count them change together, so the status and the
+        results endpoints never disagree.
+        """
+        async with self._lock:
+            await self.w.execute("BEGIN")
+            try:
+                if pages:
+                    await self.w.executemany(
+                        "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [msgspec.structs.astuple(p) for p in pages],
+                    )
+                if candidates:
+                    await self.w.executemany(
+                        "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        [msgspec.structs.astuple(c) for c in candidates],
+                    )
+                for doc in documents:
+                    await self.w.execute(_INSERT_DOCUMENT, _document_values(doc))
+                if job_fields:
+                    sets = ", ".join(f"{k} = ?" for k in job_fields)
+                    values = [_encode(k, v) for k, v in job_fields.items()]
+                    await self.w.execute(
+                        f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id]
+                    )
+            except BaseException:
+                await self.w.execute("ROLLBACK")
+                raise
+            await self.w.execute("COMMIT")
+
+    async def documents(self, job_id: str) -> list[StoredDocument]:
+        async with self.r.execute(
+            "SELECT * FROM documents WHERE job_id = ? ORDER BY confidence_score DESC, rowid",
+            (job_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_document(row) for row in rows]
+
+    async def get_document(self, job_id: str, document_id: str) -> StoredDocument | None:
+        async with self.r.execute(
+            "SELECT * FROM documents WHERE job_id = ? AND document_id = ?", (job_id, document_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _document(row)
+
+    async def page_count(self, job_id: str) -> int:
+        async with self.r.execute("SELECT count(*) FROM pages WHERE job_id = ?", (job_id,)) as c:
+            row = await c.fetchone()
+        return int(row[0]) if row else 0
+
+    async def candidate_decisions(self, job_id: str) -> dict[str, int]:
+        async with self.r.execute(
+            "SELECT decision, count(*) FROM candidates WHERE job_id = ? GROUP BY decision",
+            (job_id,),
+        ) as cur:
+            return {row[0]: row[1] for row in await cur.fetchall()}
+
+    # -- errors and warnings ----------------------------------------------
+
+    async def add_errors(self, job_id: str, errors: Iterable[JobErrorInfo]) -> None:
+        rows = [
+            (
+                job_id,
+                e.error_id,
+                e.agent_name,
+                e.error_type,
+                e.error_message,
+                e.page_url,
+                _ts(e.timestamp),
+                int(e.is_recoverable),
+            )
+            for e in errors
+        ]
+        async with self._lock:
+            await self.w.executemany("INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    async def add_warnings(self, job_id: str, messages: Iterable[tuple[str, datetime]]) -> None:
+        rows = [(job_id, m, _ts(t)) for m, t in messages]
+        async with self._lock:
+            await self.w.executemany("INSERT INTO warnings VALUES (?, ?, ?)", rows)
+
+    async def errors(self, job_id: str) -> list[JobErrorInfo]:
+        async with self.r.execute(
+            "SELECT * FROM errors WHERE job_id = ? ORDER BY rowid", (job_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            JobErrorInfo(
+                error_id=row["error_id"],
+                agent_name=row["agent_name"],
+                error_type=row["error_type"],
+                error_message=row["error_message"],
+                page_url=row["page_url"],
+                timestamp=_dt(row["timestamp"]) or datetime.min,
+                is_recoverable=bool(row["is_recoverable"]),
+            )
+            for row in rows
+        ]
+
+    async def warnings(self, job_id: str) -> list[str]:
+        async with self.r.execute(
+            "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid", (job_id,)
+        ) as cur:
+            return [row[0] for row in await cur.fetchall()]
+
+
+def _document(row: sqlite3.Row) -> StoredDocument:
+    extracted = _dt(row["extracted_at"])
+    assert extracted is not None
+    return StoredDocument(
+        job_id=row["job_id"],
+        document_id=row["document_id"],
+        name=row["name"],
+        url=row["url"],
+        source_page=row["source_page"],
+        document_type=row["document_type"],
+        confidence_score=row["confidence_score"],
+        size_bytes=row["size_bytes"],
+        sha256=row["sha256"],
+        file_name=row["file_name"],
+        extracted_at=extracted,
+    )

@@ -1,0 +1,96 @@
+"""Every error leaves in Skop's ErrorResponse shape; `/scrape` routes need an API key."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from skopd.errors import ApiError, Unauthorized, error_body
+
+log = logging.getLogger("skopd.web")
+
+OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
+API_KEYS: web.AppKey[tuple[str, ...]] = web.AppKey("api_keys", tuple)
+MAX_BYTES: web.AppKey[int] = web.AppKey("max_request_bytes", int)
+
+
+def _json_error(
+    status: int, message: str, path: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=error_body(status, message, path),
+        status=status,
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+_REASONS = {
+    404: "not found",
+    405: "method not allowed",
+    413: "request body too large",
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return _json_error(exc.status, exc.message, request.path, exc.headers)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = _REASONS.get(exc.status, exc.reason)
+        if exc.status == 404:
+            message = f"no route {request.method} {request.path}"
+        elif exc.status == 405:
+            allowed = exc.headers.get("Allow", "")
+            message = f"method {request.method} not allowed on {request.path}; allowed: {allowed}"
+        elif exc.status == 413:
+            message = f"request body too large (limit {request.app[MAX_BYTES]} bytes)"
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return _json_error(exc.status, message, request.path, headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _json_error(500, "internal server error", request.path)
+
+
+def owner_of(key: str) -> str:
+    """Jobs are stored under a digest of the key that made them, never the key itself."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def _presented_key(request: web.Request) -> str | None:
+    auth = request.headers.get("Authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip()
+    return request.headers.get("X-API-Key")
+
+
+@web.middleware
+async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.path.startswith("/scrape"):
+        return await handler(request)
+    keys = request.app[API_KEYS]
+    if not keys:
+        request[OWNER] = ""
+        return await handler(request)
+    presented = _presented_key(request)
+    if not presented:
+        raise Unauthorized(
+            "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
+        )
+    # Compare against every key, in constant time, so timing tells nothing about near misses.
+    match = False
+    given = presented.encode()
+    for key in keys:
+        match |= hmac.compare_digest(given, key.encode())
+    if not match:
+        raise Unauthorized("invalid API key")
+    request[OWNER] = owner_of(presented)
+    return await handler(request)

@@ -1,0 +1,220 @@
+"""Skop's API face: submit, status, results, cancel, list, delete, files, health."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from aiohttp import web
+
+from skopd import __version__
+from skopd.crawl.doctypes import MIME_TYPES
+from skopd.errors import BadRequest, NotFound
+from skopd.models import (
+    CancelResponse,
+    CreateResponse,
+    Job,
+    JobList,
+    JobStatus,
+    Metadata,
+    ResultsResponse,
+    StatusResponse,
+    parse_scrape_request,
+    runtime_seconds,
+    status_view,
+)
+from skopd.web.middleware import OWNER
+from skopd.web.state import SCHEDULER, SCORER, STORE
+
+JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
+routes = web.RouteTableDef()
+
+
+def json_response(value: Any, status: int = 200) -> web.Response:
+    return web.Response(
+        body=msgspec.json.encode(value), status=status, content_type="application/json"
+    )
+
+
+async def _job(request: web.Request) -> Job:
+    job_id = request.match_info["job_id"]
+    if not JOB_ID.match(job_id):
+        raise NotFound(f"job {job_id[:80]} not found")
+    return await request.app[SCHEDULER].owned(request[OWNER], job_id)
+
+
+async def _status(request: web.Request, job: Job) -> StatusResponse:
+    store = request.app[STORE]
+    errors = await store.errors(job.job_id)
+    warnings = await store.warnings(job.job_id)
+    return StatusResponse(**status_view(job, errors, warnings))
+
+
+@routes.post("/scrape")
+@routes.post("/scrape/")
+async def submit(request: web.Request) -> web.Response:
+    req = parse_scrape_request(await request.read())
+    job = await request.app[SCHEDULER].submit(request[OWNER], req)
+    return json_response(
+        CreateResponse(
+            job_id=job.job_id,
+            status=job.status,
+            message="Job queued: crawling will start shortly",
+            created_at=job.created_at,
+            estimated_completion=job.estimated_completion,
+        ),
+        status=201,
+    )
+
+
+@routes.get("/scrape/status/{job_id}")
+async def status(request: web.Request) -> web.Response:
+    job = await _job(request)
+    return json_response(await _status(request, job))
+
+
+@routes.get("/scrape/results/{job_id}")
+async def results(request: web.Request) -> web.Response:
+    job = await _job(request)
+    store = request.app[STORE]
+    errors = await store.errors(job.job_id)
+    warnings = await store.warnings(job.job_id)
+    docs = [d.out() for d in await store.documents(job.job_id)]
+    found = job.total_documents_found
+    downloaded = job.total_documents_downloaded
+    runtime = runtime_seconds(job)
+    metadata = Metadata(
+        job_id=job.job_id,
+        created_at=job.created_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
+        estimated_completion=job.estimated_completion,
+        original_website=job.website,
+        original_prompt=job.prompt,
+        parameters=job.parameters,
+        current_agent=job.current_agent,
+        agents_completed=job.agents_completed,
+        total_pages_crawled=job.total_pages_crawled,
+        total_documents_found=found,
+        errors=errors,
+        warnings=warnings,
+        final_status=None if job.status.is_active else job.status,
+    )
+    return json_response(
+        ResultsResponse(
+            job_id=job.job_id,
+            status=job.status,
+            message=job.message,
+            documents=docs,
+            metadata=metadata,
+            total_documents_found=found,
+            total_documents_downloaded=downloaded,
+            total_pages_crawled=job.total_pages_crawled,
+            success_rate=round(downloaded / found, 4) if found else 0.0,
+            cost=0.0,
+            total_runtime_seconds=round(runtime, 3),
+            runtime_minutes=round(runtime / 60, 3),
+            errors=errors,
+            warnings=warnings,
+            has_errors=bool(errors),
+        )
+    )
+
+
+@routes.post("/scrape/cancel/{job_id}")
+async def cancel(request: web.Request) -> web.Response:
+    job = await _job(request)
+    job, previous = await request.app[SCHEDULER].cancel(request[OWNER], job.job_id)
+    view = await _status(request, job)
+    return json_response(CancelResponse(**msgspec.structs.asdict(view), previous_status=previous))
+
+
+@routes.get("/scrape/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    q = request.query
+    status: JobStatus | None = None
+    if q.get("status"):
+        try:
+            status = JobStatus(q["status"])
+        except ValueError:
+            allowed = ", ".join(s.value for s in JobStatus)
+            raise BadRequest(f"status: must be one of {allowed}") from None
+    try:
+        limit = int(q.get("limit", "20"))
+    except ValueError:
+        raise BadRequest("limit: must be an integer between 1 and 100") from None
+    if not 1 <= limit <= 100:
+        raise BadRequest("limit: must be an integer between 1 and 100")
+    before: int | None = None
+    if q.get("cursor"):
+        try:
+            before = int(q["cursor"], 36)
+        except ValueError:
+            raise BadRequest("cursor: invalid; use the next_cursor of a previous page") from None
+    jobs = await request.app[STORE].list_jobs(request[OWNER], status, limit + 1, before)
+    page = jobs[:limit]
+    views = [await _status(request, job) for job in page]
+    next_cursor = _base36(page[-1].seq) if len(jobs) > limit else None
+    return json_response(JobList(jobs=views, next_cursor=next_cursor))
+
+
+def _base36(n: int) -> str:
+    digits = ""
+    while True:
+        n, r = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[r] + digits
+        if n == 0:
+            return digits
+
+
+@routes.delete("/scrape/jobs/{job_id}")
+async def delete_job(request: web.Request) -> web.Response:
+    job = await _job(request)
+    await request.app[SCHEDULER].delete(request[OWNER], job.job_id)
+    return json_response({"job_id": job.job_id, "deleted": True})
+
+
+@routes.get("/scrape/files/{job_id}/{document_id}")
+async def file(request: web.Request) -> web.FileResponse:
+    job = await _job(request)
+    doc = await request.app[STORE].get_document(job.job_id, request.match_info["document_id"])
+    if doc is None:
+        raise NotFound(f"document {request.match_info['document_id'][:80]} not found")
+    path = request.app[SCHEDULER].file_path(job.job_id, doc.file_name)
+    if not path.is_file():
+        raise NotFound(f"the file of document {doc.document_id} is no longer stored")
+    ascii_name = doc.file_name.encode("ascii", "replace").decode().replace("?", "_")
+    ascii_name = ascii_name.replace('"', "_").replace("\\", "_")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": MIME_TYPES.get(doc.document_type, "application/octet-stream"),
+            "Content-Disposition": (
+                f'attachment; filename="{ascii_name}"; '
+                f"filename*=UTF-8''{quote(doc.file_name, safe='')}"
+            ),
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    try:
+        db_ok = await request.app[STORE].ping()
+    except Exception:
+        db_ok = False
+    scheduler = request.app[SCHEDULER]
+    return json_response(
+        {
+            "status": "ok" if db_ok else "degraded",
+            "version": __version__,
+            "database": "ok" if db_ok else "error",
+            "relevance_backend": request.app[SCORER].name,
+            "jobs_running": scheduler.running(),
+            "jobs_queued": scheduler.queued(),
+        },
+        status=200 if db_ok else 503,
+    )

@@ -1,0 +1,17 @@
+"""Typed application state shared by the routes."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from skopd.config import Config
+from skopd.crawl.fetch import Downloader
+from skopd.jobs import Scheduler
+from skopd.relevance.base import Scorer
+from skopd.store import Store
+
+CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
+STORE: web.AppKey[Store] = web.AppKey("store", Store)
+SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
+DOWNLOADER: web.AppKey[Downloader] = web.AppKey("downloader", Downloader)
+SCORER: web.AppKey[Scorer] = web.AppKey("scorer")
