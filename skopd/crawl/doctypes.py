@@ -107,7 +107,10 @@ _SPACES = re.compile(r" {2,}")
 
 
 def type_from_url(url: str) -> str | None:
-    """The document type named by the extension of the URL's last path segment, if known."""
+    """The document type named by the extension of the URL's last path segment, if known.
+
+    The query and fragment don't count: "/download.jsp?file=a.pdf" is None.
+    """
     extension = _extension(url)
     return extension if extension in _KNOWN else None
 
@@ -183,12 +186,15 @@ def _parse_disposition(header: str) -> tuple[bool, str | None]:
 def _unquote_param(value: str) -> str:
     if value.startswith('"'):
         value = _QUOTED_PAIR.sub(r"\1", value[1:].removesuffix('"'))
-    if not value.isascii():
-        # Servers often send raw UTF-8 bytes, which HTTP clients decode as Latin-1.
-        try:
+    try:
+        if not value.isascii():
+            # Servers often send raw UTF-8 bytes, which HTTP clients decode as Latin-1.
             value = value.encode("latin-1").decode("utf-8")
-        except UnicodeError:
-            pass
+        elif "%" in value:
+            # Many CMSs percent-encode the plain form; browsers decode it too.
+            value = unquote(value, errors="strict")
+    except UnicodeError:
+        pass
     return value
 
 

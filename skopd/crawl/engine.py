@@ -103,11 +103,11 @@ class Crawl:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec.enter("coordinator")
         start = await self._coordinate()
-        self.rec.enter("navigator")
         reason = "completed"
         try:
             async with asyncio.timeout(self._time_left()):
                 await self._process_page(start, first=True)
+                self.rec.enter("navigator")
                 await self._drain()
         except TimeoutError:
             reason = "timeout"

@@ -76,6 +76,15 @@ _NO_ANCESTRY: _Ancestry = (None, None, None, ())
 
 
 class Link(msgspec.Struct, gc=False):
+    """One distinct link target of a page, with the words a reader sees around it.
+
+    url: absolute, fragment removed, otherwise as the page wrote it. text: the link's text
+    with image alts; texts of later links to the same url are merged in, " | "-separated.
+    heading: the labels over the link, most specific first: <summary>, <caption>, <dt>,
+    <legend> of its containers and the nearest preceding h1-h6. context: the text of the
+    enclosing row, list item or paragraph (a window of it when long). tag: the element.
+    """
+
     url: str
     text: str
     title: str
@@ -85,6 +94,8 @@ class Link(msgspec.Struct, gc=False):
 
 
 class Page(msgspec.Struct):
+    """A parsed page; text_chars counts visible text, to tell JavaScript shells apart."""
+
     url: str
     base_url: str
     title: str
@@ -430,27 +441,30 @@ def _collapse(text: str | None) -> str:
 
 
 def _offsets(parts: list[str], marks: dict[etree._Element, int]) -> dict[etree._Element, int]:
-    """Where each marked link starts in the collapsed text of `parts`, in one pass."""
+    """Where each marked link's first word lands in the collapsed text of `parts`."""
     by_index: dict[int, list[etree._Element]] = {}
     for element, index in marks.items():
         by_index.setdefault(index, []).append(element)
+    boundaries = sorted(by_index.keys() | {0})
     offsets: dict[etree._Element, int] = {}
     waiting: list[etree._Element] = []  # links whose first word is still to come
     length = 0
     space = False  # whether whitespace separates the text so far from the next word
-    for index, piece in enumerate(parts):
-        waiting.extend(by_index.get(index, ()))
-        words = piece.split()
-        if words:
-            if length and (space or piece[0].isspace()):
-                length += 1
-            for element in waiting:
-                offsets[element] = length
-            waiting.clear()
-            length += sum(map(len, words)) + len(words) - 1
-            space = piece[-1].isspace()
-        elif piece:
-            space = True
+    # Collapsing the pieces between two links at once gives the same text, in C.
+    for start, end in zip(boundaries, [*boundaries[1:], len(parts)], strict=True):
+        waiting.extend(by_index.get(start, ()))
+        chunk = "".join(parts[start:end])
+        words = chunk.split()
+        if not words:
+            space = space or bool(chunk)
+            continue
+        if length and (space or chunk[0].isspace()):
+            length += 1
+        for element in waiting:
+            offsets[element] = length
+        waiting.clear()
+        length += sum(map(len, words)) + len(words) - 1
+        space = chunk[-1].isspace()
     return offsets
 
 

@@ -12,16 +12,20 @@ import asyncio
 import re
 from collections.abc import Callable, Sequence
 from typing import Final
+from urllib.parse import unquote
 
 from skopd.relevance.base import Candidate, Scored
-from skopd.relevance.query import Plan, Query, kinds_in, plan_for
+from skopd.relevance.query import Plan, Query, plan_for
 from skopd.relevance.text import (
-    clean_filename,
+    GENERIC,
+    SIZE_UNITS,
     content_words,
     is_generic_text,
+    is_generic_word,
+    kinds_in,
     months_in,
     split_camel,
-    strip_decorations,
+    words,
     years_in,
 )
 
@@ -143,6 +147,55 @@ def score_candidate(query: Query, cand: Candidate) -> float:
 
 
 # ---------------------------------------------------------------- names
+
+_BRACKETED: Final = re.compile(r"\s*[(\[{]([^()\[\]{}]*)[)\]}]")
+_EDGE_PUNCT: Final = " \t-–—|·•:,;/"
+
+
+def _decoration(inner: str) -> bool:
+    ws = words(inner)
+    return any(w in GENERIC for w in ws) and all(is_generic_word(w) for w in ws)
+
+
+def _chunk_kind(chunk: str) -> str:
+    ws = words(chunk)
+    if not ws:
+        return "punct"
+    if any(w in SIZE_UNITS for w in ws) and all(w in SIZE_UNITS or w.isdigit() for w in ws):
+        return "size"
+    if all(w in GENERIC for w in ws):
+        return "generic"
+    return "number" if all(w.isdigit() for w in ws) else "content"
+
+
+def strip_decorations(text: str) -> str:
+    """Drop type and size decorations: "Minutes (PDF, 2 MB)" -> "Minutes",
+    "[PDF] Annual report" -> "Annual report", "Download Budget 2024 pdf 1,2 MB" -> "Budget 2024"."""
+    text = _BRACKETED.sub(lambda m: "" if _decoration(m.group(1)) else m.group(0), text)
+    chunks = text.split()
+    number_ok = False  # a number just before a size unit is part of the size
+    while chunks:
+        kind = _chunk_kind(chunks[-1])
+        if kind in ("punct", "generic", "size") or (kind == "number" and number_ok):
+            number_ok = kind == "size"
+            chunks.pop()
+        else:
+            break
+    while chunks and _chunk_kind(chunks[0]) in ("punct", "generic"):
+        chunks.pop(0)
+    return " ".join(chunks).strip(_EDGE_PUNCT)
+
+
+_EXTENSION: Final = re.compile(r"\.[A-Za-z0-9]{1,5}$")
+_JOINERS: Final = re.compile(r"[_+]+|(?<!\d)-+|-+(?!\d)|%20")
+
+
+def clean_filename(name: str) -> str:
+    """ "minutes_2024-03-12_final.pdf" -> "Minutes 2024-03-12 final"."""
+    name = unquote(name.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
+    name = _EXTENSION.sub("", name)
+    name = " ".join(_JOINERS.sub(" ", name).split())
+    return name[:1].upper() + name[1:]
 
 
 def _shorten(text: str, limit: int) -> str:

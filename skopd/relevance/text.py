@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
 
 _SPECIAL: Final = str.maketrans(
     {"ß": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l", "þ": "th", "’": "'"}
@@ -45,7 +46,8 @@ STOPWORDS: Final = frozenset(
     # it
     " il lo gli di dello della dei degli delle da dal dallo dalla dai dagli dalle nel nello"
     " nella nei negli nelle sul sulla con tra fra alla ai agli alle che chi cui non come dove"
-    " quando questo questa questi queste quello quella tutti tutte tutto tutta sono essere qui".split()
+    " quando questo questa questi queste quello quella tutti tutte tutto tutta sono essere"
+    " qui".split()
 )
 
 # Words that carry no evidence about which document a link is: file types, sizes, verbs of
@@ -62,7 +64,7 @@ GENERIC: Final = frozenset(
     " finestra tab external externer externe opens oeffnet offnet ouvre version kbytes".split()
 )
 
-_SIZE_UNITS: Final = frozenset("kb mb gb ko mo kib mib byte bytes kbytes".split())
+SIZE_UNITS: Final = frozenset("kb mb gb ko mo kib mib byte bytes kbytes".split())
 
 
 def fold(text: str) -> str:
@@ -91,7 +93,7 @@ def words(text: str) -> list[str]:
 
 
 def split_camel(text: str) -> str:
-    """"BoardMinutes2024" -> "Board Minutes2024"; file names and URLs glue words together."""
+    """ "BoardMinutes2024" -> "Board Minutes2024"; file names and URLs glue words together."""
     return _CAMEL.sub(" ", text)
 
 
@@ -128,8 +130,9 @@ def content_word(word: str) -> str | None:
     except KeyError:
         pass
     result = None if len(word) < 2 or word.isdigit() or word in STOPWORDS else stem(word)
-    if len(_STEM_CACHE) < 200_000:
-        _STEM_CACHE[word] = result
+    if len(_STEM_CACHE) > 200_000:
+        _STEM_CACHE.clear()
+    _STEM_CACHE[word] = result
     return result
 
 
@@ -179,7 +182,9 @@ MONTHS: Final[dict[str, int]] = {
 
 _FOUR_DIGITS: Final = re.compile(r"\d{4}")
 _YEAR: Final = re.compile(r"(?<!\d)(19\d\d|20\d\d|2100)(?!\d)")
-_COMPACT_DATE: Final = re.compile(r"(?<!\d)(19\d\d|20\d\d)(0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)")
+_COMPACT_DATE: Final = re.compile(
+    r"(?<!\d)(19\d\d|20\d\d)(0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"
+)
 _YEAR_SPAN: Final = re.compile(
     r"(?<!\d)(19\d\d|20\d\d)\s*(?:-|–|—|/|to|bis|au|a)\s*(19\d\d|20\d\d|\d\d)(?!\d)"
 )
@@ -219,53 +224,208 @@ def months_in(text: str) -> set[int]:
     return found
 
 
-# ---------------------------------------------------------------- names
+# ---------------------------------------------------------------- concepts
 
-_BRACKETED: Final = re.compile(r"\s*[(\[{]([^()\[\]{}]*)[)\]}]")
-_EDGE_PUNCT: Final = " \t-–—|·•:,;/"
+# Each concept: a name, whether it names a *kind* of document (the thing the user wants
+# rather than a qualifier), and its spellings across languages. Several-word spellings
+# match as adjacent content words.
+_CONCEPTS: Final[tuple[tuple[str, bool, str], ...]] = (
+    (
+        "minutes",
+        True,
+        "minutes, protocol, protokoll, niederschrift, sitzungsprotokoll,"
+        " procès-verbal, procès-verbaux, compte rendu, pv, notulen, acta, verbale, verbali",
+    ),
+    (
+        "agenda",
+        True,
+        "agenda, tagesordnung, einladung, ordre du jour, orden del día, ordine del giorno",
+    ),
+    (
+        "budget",
+        True,
+        "budget, haushalt, haushaltsplan, haushaltssatzung, presupuesto,"
+        " begroting, bilancio di previsione",
+    ),
+    (
+        "annual report",
+        True,
+        "annual report, jahresbericht, geschäftsbericht, rapport annuel,"
+        " rapport d'activité, informe anual, memoria anual, jaarverslag, relazione annuale",
+    ),
+    ("report", True, "report, bericht, rapport, informe, verslag, relazione"),
+    (
+        "financial statement",
+        True,
+        "financial statement, annual accounts, jahresabschluss,"
+        " comptes annuels, états financiers, cuentas anuales, jaarrekening, rendiconto",
+    ),
+    (
+        "resolution",
+        True,
+        "resolution, decision, beschluss, délibération, décision,"
+        " resolución, acuerdo, besluit, delibera, deliberazione",
+    ),
+    (
+        "regulation",
+        True,
+        "regulation, bylaw, ordinance, statute, satzung, verordnung,"
+        " règlement, ordonnance, arrêté, reglamento, ordenanza, verordening, regolamento",
+    ),
+    ("plan", True, "plan, planung, plano"),
+    ("contract", True, "contract, vertrag, contrat, contrato, overeenkomst, contratto"),
+    ("newsletter", True, "newsletter, bulletin, rundbrief, boletín, nieuwsbrief, notiziario"),
+    (
+        "press release",
+        True,
+        "press release, pressemitteilung, communiqué de presse,"
+        " nota de prensa, persbericht, comunicato stampa",
+    ),
+    (
+        "policy",
+        True,
+        "policy, richtlinie, leitlinie, politique, política, beleid, guideline, leitfaden",
+    ),
+    ("form", True, "form, formular, antrag, formulaire, formulario, formulier, modulo"),
+    ("annual", False, "annual, yearly, jahres, jährlich, annuel, anual, jaarlijks, annuale"),
+    (
+        "financial",
+        False,
+        "financial, finance, finanz, finanzen, financier, financière,"
+        " financiero, financieel, finanziario",
+    ),
+    (
+        "meeting",
+        False,
+        "meeting, session, sitzung, versammlung, séance, réunion, sesión,"
+        " vergadering, riunione, seduta",
+    ),
+    (
+        "council",
+        False,
+        "council, gemeinderat, stadtrat, kreistag, conseil, conseil municipal,"
+        " ayuntamiento, pleno, gemeenteraad, raad, consiglio, consiglio comunale",
+    ),
+    (
+        "board",
+        False,
+        "board, board of directors, vorstand, aufsichtsrat, verwaltungsrat,"
+        " conseil d'administration, junta directiva, bestuur, consiglio di amministrazione",
+    ),
+    (
+        "committee",
+        False,
+        "committee, ausschuss, kommission, commission, comité, comisión,"
+        " commissie, comitato, commissione",
+    ),
+)
 
 
-def _decoration(inner: str) -> bool:
-    ws = words(inner)
-    return any(w in GENERIC for w in ws) and all(is_generic_word(w) for w in ws)
+@dataclass(frozen=True, slots=True)
+class Concept:
+    name: str
+    kind: bool
+    words: frozenset[str]
+    pairs: frozenset[str]
 
 
-def _chunk_kind(chunk: str) -> str:
-    ws = words(chunk)
-    if not ws:
-        return "punct"
-    if any(w in _SIZE_UNITS for w in ws) and all(w in _SIZE_UNITS or w.isdigit() for w in ws):
-        return "size"
-    if all(w in GENERIC for w in ws):
-        return "generic"
-    return "number" if all(w.isdigit() for w in ws) else "content"
+def normal(phrase: str) -> str:
+    return " ".join(content_words(phrase))
 
 
-def strip_decorations(text: str) -> str:
-    """Drop type and size decorations: "Minutes (PDF, 2 MB)" -> "Minutes",
-    "[PDF] Annual report" -> "Annual report", "Download Budget 2024 pdf 1,2 MB" -> "Budget 2024"."""
-    text = _BRACKETED.sub(lambda m: "" if _decoration(m.group(1)) else m.group(0), text)
-    chunks = text.split()
-    number_ok = False  # a number just before a size unit is part of the size
-    while chunks:
-        kind = _chunk_kind(chunks[-1])
-        if kind in ("punct", "generic", "size") or (kind == "number" and number_ok):
-            number_ok = kind == "size"
-            chunks.pop()
-        else:
-            break
-    while chunks and _chunk_kind(chunks[0]) in ("punct", "generic"):
-        chunks.pop(0)
-    return " ".join(chunks).strip(_EDGE_PUNCT)
+def _load_concepts() -> tuple[Concept, ...]:
+    out = []
+    for name, kind, spellings in _CONCEPTS:
+        forms = {normal(s) for s in spellings.split(",")} - {""}
+        out.append(
+            Concept(
+                name,
+                kind,
+                frozenset(f for f in forms if " " not in f),
+                frozenset(f for f in forms if " " in f),
+            )
+        )
+    return tuple(out)
 
 
-_EXTENSION: Final = re.compile(r"\.[A-Za-z0-9]{1,5}$")
-_JOINERS: Final = re.compile(r"[_+]+|(?<!\d)-+|-+(?!\d)|%20")
+CONCEPTS: Final = _load_concepts()
+_SPELLING: Final[dict[str, int]] = {
+    form: index for index, c in enumerate(CONCEPTS) for form in (*c.words, *c.pairs)
+}
+_AFFIX_MIN: Final = 5  # shortest spelling matched inside a compound word
+_AFFIX_REST: Final = 3  # shortest rest of that compound
 
 
-def clean_filename(name: str) -> str:
-    """"minutes_2024-03-12_final.pdf" -> "Minutes 2024-03-12 final"."""
-    name = unquote(name.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
-    name = _EXTENSION.sub("", name)
-    name = " ".join(_JOINERS.sub(" ", name).split())
-    return name[:1].upper() + name[1:]
+class Compounds:
+    """Known spellings found as the tail or head of a longer word: German and Dutch glue
+    words together ("Sitzungsprotokoll", "Haushaltsplan", "Gemeenteraadsvergadering")."""
+
+    __slots__ = ("_heads", "_tails", "min_length")
+
+    def __init__(self, spellings: Iterable[str]) -> None:
+        known = sorted(
+            {s for s in spellings if len(s) >= _AFFIX_MIN and " " not in s},
+            key=lambda s: (-len(s), s),
+        )
+        # Alternatives are tried in order, so longest first finds the longest part.
+        self._heads = re.compile("|".join(map(re.escape, known))) if known else None
+        self._tails = re.compile("|".join(re.escape(s[::-1]) for s in known)) if known else None
+        self.min_length = min(map(len, known)) + _AFFIX_REST if known else 1 << 30
+
+    def parts(self, word: str) -> list[str]:
+        """The longest known tail, then the longest known head, of ``word``."""
+        if len(word) < self.min_length or self._heads is None or self._tails is None:
+            return []
+        limit = len(word) - _AFFIX_REST
+        found = []
+        if tail := self._tails.match(word[::-1], 0, limit):
+            found.append(tail.group()[::-1])
+        if head := self._heads.match(word, 0, limit):
+            found.append(head.group())
+        return found
+
+
+_CONCEPT_PARTS: Final = Compounds(_SPELLING)
+
+
+def concept_of(unit: str) -> int | None:
+    """Index into CONCEPTS of a normalised word or pair, trying compound heads last."""
+    if unit in _SPELLING:
+        return _SPELLING[unit]
+    if " " in unit:
+        return None
+    # The tail comes first: in a German compound the last word names the thing.
+    parts = _CONCEPT_PARTS.parts(unit)
+    return _SPELLING[parts[0]] if parts else None
+
+
+_KIND_WORDS: Final[dict[str, int]] = {
+    form: i for i, c in enumerate(CONCEPTS) if c.kind for form in (*c.words, *c.pairs)
+}
+_KIND_PARTS: Final = Compounds(_KIND_WORDS)
+
+
+_KIND_FIRSTS: Final = frozenset(form.split(" ")[0] for form in _KIND_WORDS if " " in form)
+_KIND_CACHE: dict[str, tuple[int, ...]] = {}
+
+
+def _kinds_of(stem: str) -> tuple[int, ...]:
+    found = _KIND_CACHE.get(stem)
+    if found is None:
+        forms = (stem, *_KIND_PARTS.parts(stem))
+        found = _KIND_CACHE[stem] = tuple(_KIND_WORDS[f] for f in forms if f in _KIND_WORDS)
+        if len(_KIND_CACHE) > 100_000:
+            _KIND_CACHE.clear()
+    return found
+
+
+def kinds_in(stems: list[str]) -> set[int]:
+    """The document kinds (CONCEPTS indexes) a run of stems names, compounds included."""
+    found: set[int] = set()
+    prev = ""
+    for stem in stems:
+        found.update(_kinds_of(stem))
+        if prev in _KIND_FIRSTS and (kind := _KIND_WORDS.get(f"{prev} {stem}")) is not None:
+            found.add(kind)
+        prev = stem
+    return found

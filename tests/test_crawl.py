@@ -1,0 +1,231 @@
+"""Crawling the messy fixture website end to end, through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from tests.conftest import Daemon, submit, wait_done
+from tests.sites import docsite as site
+
+Client = TestClient[web.Request, web.Application]
+DaemonFactory = Callable[..., Awaitable[Daemon]]
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+async def _crawl(
+    client: Client, server: TestServer, prompt: str, **params: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    params.setdefault("max_depth", 10)
+    params.setdefault("max_file_size_mb", 1)
+    job_id = await submit(client, str(server.make_url("/")), prompt, **params)
+    status = await wait_done(client, job_id, timeout=90)
+    results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    return status, results
+
+
+@pytest.fixture
+async def crawler(daemon_factory: DaemonFactory) -> Client:
+    d = await daemon_factory(crawler={"request_timeout_s": 1.0})
+    assert d.client is not None
+    return d.client
+
+
+async def test_minutes_2024_are_found_on_a_messy_site(
+    crawler: Client, docsite: TestServer
+) -> None:
+    status, results = await _crawl(crawler, docsite, "board meeting minutes from 2024")
+    assert status["status"] == "completed", status
+    docs = results["documents"]
+    found = {site.canonical(_path(d["url"])) for d in docs}
+    by_path = {site.canonical(_path(d["url"])): d for d in docs}
+
+    # Every kind of link the site hides them behind: uppercase and query extensions,
+    # Content-Type only, Content-Disposition only, magic bytes only, redirects, base href,
+    # iframes, embed/object, meta refresh, sibling-cell titles, <summary> and <h2> years.
+    assert site.MINUTES_2024 <= found, sorted(site.MINUTES_2024 - found)
+    assert not found & site.UNRELATED
+    assert not any(urlsplit(d["url"]).hostname != "127.0.0.1" for d in docs)
+
+    # The right year ranks first.
+    lowest_2024 = min(by_path[p]["confidence_score"] for p in site.MINUTES_2024)
+    for path in site.MINUTES_2023 & found:
+        assert by_path[path]["confidence_score"] < lowest_2024, path
+
+    # The same bytes at two URLs are one document.
+    assert len({d["sha256"] for d in docs}) == len(docs)
+
+    # Names are readable titles, never the link text "PDF" or "Download".
+    for d in docs:
+        assert d["name"].strip().lower() not in ("pdf", "[pdf]", "download", "")
+
+    # The oversized file is found but not downloaded, with a warning.
+    assert site.HUGE_PDF not in found
+    assert results["total_documents_found"] == results["total_documents_downloaded"] + 1
+    assert any("max_file_size_mb" in w for w in results["warnings"])
+
+    # Per-page problems are recoverable errors; the job went on.
+    errors = {(e["error_type"], _path(e["page_url"] or "")) for e in results["errors"]}
+    assert all(e["is_recoverable"] for e in results["errors"])
+    assert ("timeout", "/slow") in errors
+    assert ("redirect_loop", "/loop/a") in errors or ("redirect_loop", "/loop/b") in errors
+    assert ("http_404", "/council/gone/") in errors
+
+    # Stored files match what the results say.
+    first = docs[0]
+    body = await (await crawler.get(first["download_url"])).read()
+    assert len(body) == round(first["file_size_mb"] * 1024 * 1024) or abs(
+        len(body) / (1024 * 1024) - first["file_size_mb"]
+    ) < 0.001
+
+
+async def test_each_url_is_fetched_once(crawler: Client, docsite: TestServer) -> None:
+    await _crawl(crawler, docsite, "board meeting minutes from 2024")
+    hits = docsite.app[site.HITS]
+    repeated = {path: n for path, n in hits.items() if n > 1 and path not in site.REDIRECT_LOOP}
+    assert repeated == {}
+
+
+async def test_prompt_year_decides_the_ranking(crawler: Client, docsite: TestServer) -> None:
+    _, results = await _crawl(crawler, docsite, "board meeting minutes from 2023")
+    by_path = {site.canonical(_path(d["url"])): d for d in results["documents"]}
+    assert site.MINUTES_2023 <= set(by_path)
+    lowest_2023 = min(by_path[p]["confidence_score"] for p in site.MINUTES_2023)
+    for path in site.MINUTES_2024 & set(by_path):
+        assert by_path[path]["confidence_score"] < lowest_2023, path
+
+
+async def test_non_utf8_pages_are_read_in_their_encoding(
+    crawler: Client, docsite: TestServer
+) -> None:
+    _, results = await _crawl(crawler, docsite, "Protokoll März 2024")
+    by_path = {_path(d["url"]): d for d in results["documents"]}
+    assert site.PROTOKOLL_2024 <= set(by_path)
+    name = by_path["/de/protokoll-2024-03.pdf"]["name"]
+    assert "März" in name
+
+
+async def test_max_pages_ends_completed_with_a_warning(
+    crawler: Client, docsite: TestServer
+) -> None:
+    status, results = await _crawl(crawler, docsite, "board meeting minutes from 2024", max_pages=5)
+    assert status["status"] == "completed"
+    assert status["total_pages_crawled"] <= 5
+    assert any("max_pages" in w for w in results["warnings"])
+    assert "max_pages" in status["message"]
+
+
+async def test_max_depth_and_single_page(crawler: Client, docsite: TestServer) -> None:
+    hits = docsite.app[site.HITS]
+    status, _ = await _crawl(crawler, docsite, "news about the town council", max_depth=1)
+    assert status["status"] == "completed"
+    assert hits["/news/"] == 1  # depth 1
+    assert hits["/news/1"] == 0  # depth 2: linked, not fetched
+    status, results = await _crawl(
+        crawler, docsite, "board meeting minutes from 2024", single_page=True
+    )
+    assert status["total_pages_crawled"] == 1
+    assert all(d["source_page"] == str(docsite.make_url("/")) for d in results["documents"])
+
+
+async def test_exclude_paths_keep_the_crawl_out(crawler: Client, docsite: TestServer) -> None:
+    hits = docsite.app[site.HITS]
+    _, results = await _crawl(
+        crawler, docsite, "board meeting minutes from 2024", exclude_paths=["/council/*"]
+    )
+    assert not [p for p in hits if p.startswith("/council/")]
+    assert not [d for d in results["documents"] if "/council/" in d["source_page"]]
+
+
+async def test_document_types_filter(crawler: Client, docsite: TestServer) -> None:
+    _, results = await _crawl(
+        crawler, docsite, "board meeting minutes from 2024", document_types=["docx", "odt"]
+    )
+    types = {d["document_type"] for d in results["documents"]}
+    assert types and types <= {"docx", "odt"}
+
+
+async def test_unreachable_start_page_fails_the_job(crawler: Client) -> None:
+    job_id = await submit(crawler, "http://127.0.0.1:9/", "board meeting minutes from 2024")
+    status = await wait_done(crawler, job_id)
+    assert status["status"] == "failed"
+    assert status["has_errors"] is True
+    [error] = status["errors"]
+    assert error["is_recoverable"] is False
+    assert error["agent_name"] == "coordinator"
+    assert "127.0.0.1:9" in error["error_message"]
+
+
+async def test_start_page_404_fails_the_job(crawler: Client, docsite: TestServer) -> None:
+    job_id = await submit(
+        crawler, str(docsite.make_url("/council/gone/")), "board meeting minutes from 2024"
+    )
+    status = await wait_done(crawler, job_id)
+    assert status["status"] == "failed"
+    assert "404" in status["message"]
+
+
+async def test_private_targets_are_refused_by_default(
+    daemon_factory: DaemonFactory, docsite: TestServer
+) -> None:
+    d = await daemon_factory(crawler={"allow_private_networks": False})
+    assert d.client is not None
+    for url in (str(docsite.make_url("/")), f"http://localhost:{docsite.port}/"):
+        job_id = await submit(d.client, url, "board meeting minutes from 2024")
+        status = await wait_done(d.client, job_id)
+        assert status["status"] == "failed"
+        assert "allow_private_networks" in status["errors"][0]["error_message"]
+    assert sum(docsite.app[site.HITS].values()) == 0
+
+
+async def test_results_grow_while_the_job_runs(crawler: Client, docsite: TestServer) -> None:
+    job_id = await submit(
+        crawler, str(docsite.make_url("/")), "board meeting minutes from 2024", max_depth=10
+    )
+    seen_running_with_documents = False
+    for _ in range(400):
+        status = await (await crawler.get(f"/scrape/status/{job_id}")).json()
+        results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+        assert results["total_documents_downloaded"] == len(results["documents"]) or (
+            status["is_active"]
+        )
+        if status["is_active"] and results["documents"]:
+            seen_running_with_documents = True
+            assert results["status"] == "in_progress"
+            assert results["metadata"]["final_status"] is None
+        if not status["is_active"]:
+            break
+        await asyncio.sleep(0.05)
+    assert seen_running_with_documents  # the slow page keeps the job running for a second
+
+
+async def test_restart_fails_running_jobs_and_runs_pending_ones(
+    daemon_factory: DaemonFactory, docsite: TestServer
+) -> None:
+    d = await daemon_factory(jobs={"max_concurrent_jobs": 1}, crawler={"request_timeout_s": 10})
+    assert d.client is not None
+    url = str(docsite.make_url("/"))
+    running = await submit(d.client, url, "board meeting minutes from 2024")
+    pending = await submit(d.client, url, "board meeting minutes from 2024", single_page=True)
+    for _ in range(100):
+        status = await (await d.client.get(f"/scrape/status/{running}")).json()
+        if status["status"] == "in_progress":
+            break
+        await asyncio.sleep(0.02)
+    await d.stop()
+    client = await d.start()
+    status = await (await client.get(f"/scrape/status/{running}")).json()
+    assert status["status"] == "failed"
+    assert status["errors"][-1]["error_type"] == "daemon_restart"
+    assert status["errors"][-1]["is_recoverable"] is True
+    assert (await wait_done(client, pending))["status"] == "completed"
