@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import shutil
 from datetime import timedelta
@@ -162,9 +163,9 @@ class Scheduler:
             job_id = self._queue.popleft()
             task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
             self._running[job_id] = task
-            task.add_done_callback(lambda _t, j=job_id: self._reap(j))
+            task.add_done_callback(functools.partial(self._reap, job_id))
 
-    def _reap(self, job_id: str) -> None:
+    def _reap(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
         self._cancelling.discard(job_id)
         self._dispatch()

@@ -304,8 +304,7 @@ def safe_filename(name: str, doc_type: str, max_len: int = 120) -> str:
     separators, "..", control characters, punctuation) becomes "_". Windows device names get
     a "_" prefix, and the result fits in `max_len` UTF-8 bytes.
     """
-    doc_type = doc_type.lower()
-    suffix = "." + doc_type
+    suffix = "." + ("".join(filter(str.isalnum, doc_type.lower())) or "bin")
     stem = unicodedata.normalize("NFC", name)
     base, dot, extension = stem.rpartition(".")
     if dot and extension.lower() in _REPLACEABLE_EXTENSIONS:

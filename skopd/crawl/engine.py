@@ -361,7 +361,8 @@ class Crawl:
             return
         _, filename = doctypes.type_from_headers(None, header(resp, "Content-Disposition"))
         cand = self._candidate(item, kind, filename)
-        result = (await self.scorer.score(self.query, [cand]) or [None])[0]
+        scored = await self.scorer.score(self.query, [cand])
+        result = scored[0] if scored else None
         item.candidate = cand
         item.score = result.score if result else 0.0
         item.name = result.name if result else cand.filename

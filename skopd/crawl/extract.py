@@ -375,12 +375,15 @@ class _Extraction:
             marks: dict[etree._Element, int] = {}
             _gather(block, parts, marks)
             full = " ".join("".join(parts).split())
-            # Long blocks (a layout table's row, a div of links) give a window around a link.
-            offsets = _offsets(parts, marks) if len(full) > _CONTEXT_MAX else {}
+            if len(full) > _CONTEXT_MAX:
+                full, offsets = _collapse_marked(parts, marks)
+            else:
+                offsets = {}
             cached = self.blocks[block] = (full, offsets)
         full, offsets = cached
         if len(full) <= _CONTEXT_MAX:
             return full
+        # Long blocks (a layout table's row, a div of links) give a window around a link.
         middle = offsets.get(element, 0) + len(text) // 2
         start = max(0, min(middle - _CONTEXT_MAX // 2, len(full) - _CONTEXT_MAX))
         window = full[start : start + _CONTEXT_MAX]
@@ -440,12 +443,15 @@ def _collapse(text: str | None) -> str:
     return " ".join(text.split()) if text else ""
 
 
-def _offsets(parts: list[str], marks: dict[etree._Element, int]) -> dict[etree._Element, int]:
-    """Where each marked link's first word lands in the collapsed text of `parts`."""
+def _collapse_marked(
+    parts: list[str], marks: dict[etree._Element, int]
+) -> tuple[str, dict[etree._Element, int]]:
+    """The collapsed text of `parts` and where each marked link's first word lands in it."""
     by_index: dict[int, list[etree._Element]] = {}
     for element, index in marks.items():
         by_index.setdefault(index, []).append(element)
     boundaries = sorted(by_index.keys() | {0})
+    out: list[str] = []
     offsets: dict[etree._Element, int] = {}
     waiting: list[etree._Element] = []  # links whose first word is still to come
     length = 0
@@ -454,18 +460,20 @@ def _offsets(parts: list[str], marks: dict[etree._Element, int]) -> dict[etree._
     for start, end in zip(boundaries, [*boundaries[1:], len(parts)], strict=True):
         waiting.extend(by_index.get(start, ()))
         chunk = "".join(parts[start:end])
-        words = chunk.split()
-        if not words:
+        collapsed = " ".join(chunk.split())
+        if not collapsed:
             space = space or bool(chunk)
             continue
         if length and (space or chunk[0].isspace()):
+            out.append(" ")
             length += 1
         for element in waiting:
             offsets[element] = length
         waiting.clear()
-        length += sum(map(len, words)) + len(words) - 1
+        out.append(collapsed)
+        length += len(collapsed)
         space = chunk[-1].isspace()
-    return offsets
+    return "".join(out), offsets
 
 
 def _flatten(root: etree._Element) -> str:
@@ -488,8 +496,9 @@ def _gather(
     if depth > _MAX_DEPTH:  # broken pages nest unclosed <font>s deeper than Python recurses
         parts.append(etree.tostring(element, method="text", encoding="unicode", with_tail=False))
         return
-    if element.text:
-        parts.append(element.text)
+    text = element.text
+    if text:
+        parts.append(text)
     for child in element:
         tag = child.tag
         boundary = tag in _BREAKS
@@ -501,9 +510,12 @@ def _gather(
             parts.append(child.get("alt") or "")
         elif len(child):
             _gather(child, parts, marks, depth + 1)
-        elif child.text:
-            parts.append(child.text)
+        else:
+            text = child.text
+            if text:
+                parts.append(text)
         if boundary:
             parts.append(" ")
-        if child.tail:
-            parts.append(child.tail)
+        text = child.tail
+        if text:
+            parts.append(text)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import unquote
 
 from skopd.relevance.base import Candidate, Scored
@@ -31,7 +31,6 @@ from skopd.relevance.text import (
 
 _FIELD_LIMIT: Final = 600  # context beyond this is the rest of the page, not the row
 _DOC_TEXT_LIMIT: Final = 2000
-_KIND_WEIGHT: Final = 1.5  # "minutes" matters more than "board" in "board minutes"
 _PHRASE_SHARE: Final = 0.15
 _NO_TERMS: Final = 0.5  # relevance when the prompt names only years or types
 _IN_RANGE: Final = (1.0, 1.0, 0.9)  # by tier: a date where it was asked for
@@ -45,14 +44,13 @@ _UNKNOWN_TYPE: Final = 0.7
 _NAME_LIMIT: Final = 200
 _CONTEXT_NAME_LIMIT: Final = 150
 _SEGMENTS: Final = re.compile(r"\s*(?:\||\t|\n|•|·)\s*")
-_FILE_LIKE: Final = re.compile(r"\S+\.[A-Za-z0-9]{2,5}|\S*_\S*")
+_FILE_LIKE: Final = re.compile(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}|\S*_\S*")
 
 
-class _Field:
-    __slots__ = ("text", "tier", "weight")
-
-    def __init__(self, text: str, weight: float, tier: int) -> None:
-        self.text, self.weight, self.tier = text, weight, tier
+class _Field(NamedTuple):
+    text: str
+    weight: float  # how much a term found here counts
+    tier: int  # 0 the link itself, 1 its surroundings, 2 the page; dates decide by tier
 
 
 def _url_path(url: str) -> str:
@@ -99,7 +97,7 @@ def _relevance(plan: Plan, fields: list[_Field]) -> tuple[float, float]:
             phrase_strength[phrase] = max(phrase_strength.get(phrase, 0.0), field.weight)
     if not plan.groups:
         return _NO_TERMS, 1.0
-    weights = [_KIND_WEIGHT if g.kind else 1.0 for g in plan.groups]
+    weights = [g.weight for g in plan.groups]
     coverage = sum(w * s for w, s in zip(weights, strength, strict=True)) / sum(weights)
     if plan.phrases:
         phrase_part = sum(phrase_strength.values()) / len(plan.phrases)
@@ -165,7 +163,9 @@ def _chunk_kind(chunk: str) -> str:
         return "size"
     if all(w in GENERIC for w in ws):
         return "generic"
-    return "number" if all(w.isdigit() for w in ws) else "content"
+    if all(w.isdigit() for w in ws):
+        return "number"
+    return "stop" if all(is_generic_word(w) for w in ws) else "content"
 
 
 def strip_decorations(text: str) -> str:
@@ -173,28 +173,30 @@ def strip_decorations(text: str) -> str:
     "[PDF] Annual report" -> "Annual report", "Download Budget 2024 pdf 1,2 MB" -> "Budget 2024"."""
     text = _BRACKETED.sub(lambda m: "" if _decoration(m.group(1)) else m.group(0), text)
     chunks = text.split()
-    number_ok = False  # a number just before a size unit is part of the size
+    previous = ""  # "2" before "MB" is part of the size; "la" before "suite" goes with it
     while chunks:
         kind = _chunk_kind(chunks[-1])
-        if kind in ("punct", "generic", "size") or (kind == "number" and number_ok):
-            number_ok = kind == "size"
-            chunks.pop()
-        else:
+        if (kind == "number" and previous == "size") or (kind == "stop" and previous == "generic"):
+            kind = previous
+        if kind not in ("punct", "generic", "size"):
             break
+        previous = kind
+        chunks.pop()
     while chunks and _chunk_kind(chunks[0]) in ("punct", "generic"):
         chunks.pop(0)
     return " ".join(chunks).strip(_EDGE_PUNCT)
 
 
 _EXTENSION: Final = re.compile(r"\.[A-Za-z0-9]{1,5}$")
-_JOINERS: Final = re.compile(r"[_+]+|(?<!\d)-+|-+(?!\d)|%20")
+_JOINERS: Final = re.compile(r"[_+]+|(?<!\d)-+|-+(?!\d)")
+_GLUED: Final = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])")
 
 
 def clean_filename(name: str) -> str:
     """ "minutes_2024-03-12_final.pdf" -> "Minutes 2024-03-12 final"."""
     name = unquote(name.split("?")[0].rstrip("/").rsplit("/", 1)[-1])
     name = _EXTENSION.sub("", name)
-    name = " ".join(_JOINERS.sub(" ", name).split())
+    name = " ".join(_GLUED.sub(" ", _JOINERS.sub(" ", name)).split())
     return name[:1].upper() + name[1:]
 
 

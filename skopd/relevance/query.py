@@ -13,7 +13,7 @@ import functools
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -112,8 +112,8 @@ _YEAR_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
         ),
         (
             rf"\b(?:(?:from|von|vom|de|du|desde|van|dal|da)\s+{_ART})?{_Y}\s*"
-            r"(?:-|–|—|/|to|till|until|through|thru|bis|a|au|jusqu'?\s*(?:a|en|au)?|hasta|tot|al"
-            rf"|fino\s+al)\s*{_Y}\b",
+            r"(?:-|–|—|/|to|till|until|through|thru|bis|a|au|jusqu'?\s*(?:a|en|au)?"
+            rf"|hasta|tot|al|fino\s+al)\s*{_Y}\b",
             "range",
         ),
         (rf"\b{_Y}\s*[/\-–]\s*(\d\d)\b", "fiscal"),
@@ -128,7 +128,8 @@ _YEAR_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             "since",
         ),
         (
-            rf"\b(?:from\s+{_ART}{_Y}\s+on\b|{_Y}\s*(?:onwards?\b|and\s+(?:later|after|newer|beyond)\b|or\s+later\b"
+            rf"\b(?:from\s+{_ART}{_Y}\s+on\b|{_Y}\s*(?:onwards?\b"
+            r"|and\s+(?:later|after|newer|beyond)\b|or\s+later\b"
             r"|\+|und\s+(?:spater|danach|neuer)\b|et\s+(?:apres|plus)\b|en\s+adelante\b"
             r"|y\s+posteriores\b|en\s+later\b|in\s+poi\b))",
             "since",
@@ -139,8 +140,8 @@ _YEAR_FORMS: Final[tuple[tuple[re.Pattern[str], str], ...]] = tuple(
             "before",
         ),
         (
-            rf"\b(?:until|till|through|up\s+to|upto|bis|jusqu'?\s*(?:en|a|au)?|hasta|tot\s+en\s+met|tot"
-            rf"|fino\s+al?)\s+{_ART}{_Y}\b",
+            r"\b(?:until|till|through|up\s+to|upto|bis|jusqu'?\s*(?:en|a|au)?|hasta"
+            rf"|tot\s+en\s+met|tot|fino\s+al?)\s+{_ART}{_Y}\b",
             "until",
         ),
         (
@@ -303,7 +304,15 @@ _LINK_WORDS: Final[dict[str, int]] = {
         _NEXT,
     ),
 }
-_CACHE_SIZE: Final = 20_000  # per query; a few MB
+_V = TypeVar("_V")
+_CACHE_SIZE: Final = 10_000  # entries per cache and query: about a MB each
+
+
+def _remember(cache: dict[str, _V], key: str, value: _V) -> None:
+    # Starting over when full keeps the cache bounded and tracking the current site.
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,8 +349,7 @@ class Plan:
             found = self.words.get(stem, ())
             for part in self.compounds.parts(stem):
                 found += self.words[part]
-            if len(self.stem_groups) < _CACHE_SIZE:
-                self.stem_groups[stem] = found
+            _remember(self.stem_groups, stem, found)
         return found
 
     def matches(self, stems: list[str]) -> tuple[dict[int, float], set[str]]:
@@ -384,8 +392,7 @@ class Plan:
                     for index in self.pairs.get(f"{prev} {stem}", ()):
                         value |= 1 << (_GROUP_SHIFT + index)
                 prev = stem
-        if len(self.link_parts) < _CACHE_SIZE:
-            self.link_parts[part] = value
+        _remember(self.link_parts, part, value)
         return value
 
     def _link_word(self, word: str) -> tuple[int, str]:
@@ -397,8 +404,7 @@ class Plan:
             for index in self.groups_of(stem) if stem else ():
                 bits |= 1 << (_GROUP_SHIFT + index)
             info = (bits, stem)
-        if len(self.link_words) < _CACHE_SIZE:
-            self.link_words[word] = info
+        _remember(self.link_words, word, info)
         return info
 
     def _year_bit(self, digits: str) -> int:
@@ -447,7 +453,7 @@ def _compile(query: Query) -> Plan:
     return Plan(query, tuple(groups), words, pairs, phrases, Compounds(words), firsts)
 
 
-@functools.lru_cache(maxsize=16)
+@functools.lru_cache(maxsize=8)
 def _cached_plan(query: Query) -> Plan:
     return _compile(query)
 

@@ -72,7 +72,9 @@ def fold(text: str) -> str:
     text = text.lower()
     if text.isascii():
         return text
-    return _COMBINING.sub("", unicodedata.normalize("NFKD", text.translate(_SPECIAL)))
+    text = _COMBINING.sub("", unicodedata.normalize("NFKD", text))
+    # str.translate is slow; most accented letters are gone after NFKD already.
+    return text if text.isascii() else text.translate(_SPECIAL)
 
 
 _ALNUM: Final = bytes(c if chr(c).isascii() and chr(c).isalnum() else 32 for c in range(256))
@@ -130,7 +132,7 @@ def content_word(word: str) -> str | None:
     except KeyError:
         pass
     result = None if len(word) < 2 or word.isdigit() or word in STOPWORDS else stem(word)
-    if len(_STEM_CACHE) > 200_000:
+    if len(_STEM_CACHE) > 50_000:
         _STEM_CACHE.clear()
     _STEM_CACHE[word] = result
     return result
@@ -414,7 +416,7 @@ def _kinds_of(stem: str) -> tuple[int, ...]:
     if found is None:
         forms = (stem, *_KIND_PARTS.parts(stem))
         found = _KIND_CACHE[stem] = tuple(_KIND_WORDS[f] for f in forms if f in _KIND_WORDS)
-        if len(_KIND_CACHE) > 100_000:
+        if len(_KIND_CACHE) > 50_000:
             _KIND_CACHE.clear()
     return found
 
