@@ -19,7 +19,7 @@ from tests.sites.docsite import make_docsite
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     raw: dict[str, Any] = {
-        "crawler": {"allow_private_networks": True, "request_timeout_s": 3.0},
+        "crawler": {"allow_private_networks": True, "request_timeout_s": 10.0},
         "base_dir": str(tmp_path),
     }
     for name, values in sections.items():

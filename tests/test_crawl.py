@@ -36,7 +36,7 @@ async def _crawl(
 
 @pytest.fixture
 async def crawler(daemon_factory: DaemonFactory) -> Client:
-    d = await daemon_factory(crawler={"request_timeout_s": 1.0})
+    d = await daemon_factory(crawler={"request_timeout_s": 2.0})
     assert d.client is not None
     return d.client
 
@@ -229,3 +229,43 @@ async def test_restart_fails_running_jobs_and_runs_pending_ones(
     assert status["errors"][-1]["error_type"] == "daemon_restart"
     assert status["errors"][-1]["is_recoverable"] is True
     assert (await wait_done(client, pending))["status"] == "completed"
+
+
+async def test_timeout_ends_completed_with_what_was_found(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """An endless, slow, branching site: the job's timeout (60 s, the least allowed) ends it."""
+
+    async def page(request: web.Request) -> web.Response:
+        n = int(request.match_info.get("n", "0"))
+        await asyncio.sleep(0.5)
+        return web.Response(
+            text=f'<a href="/p/{2 * n + 1}">one</a> <a href="/p/{2 * n + 2}">two</a> '
+            f'<a href="/minutes-2024-{n}.pdf">Board minutes 2024 no. {n}</a>',
+            content_type="text/html",
+        )
+
+    async def pdf(_: web.Request) -> web.Response:
+        return web.Response(
+            body=b"%PDF-1.4\n" + bytes(_.path, "ascii"), content_type="application/pdf"
+        )
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/p/{n}", page)
+    app.router.add_get("/{name}.pdf", pdf)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(
+        crawler,
+        str(server.make_url("/")),
+        "board meeting minutes from 2024",
+        timeout=60,
+        max_depth=100,
+    )
+    status = await wait_done(crawler, job_id, timeout=90)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    assert status["status"] == "completed"
+    assert "timeout" in status["message"]
+    assert any("timeout of 60 s" in w for w in status["warnings"])
+    assert 59 <= results["total_runtime_seconds"] < 70
+    assert results["documents"]
