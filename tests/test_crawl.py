@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -269,3 +270,78 @@ async def test_timeout_ends_completed_with_what_was_found(
     assert any("timeout of 60 s" in w for w in status["warnings"])
     assert 59 <= results["total_runtime_seconds"] < 70
     assert results["documents"]
+
+
+def _linking_site(pages: dict[str, str], stamps: list[float] | None = None) -> web.Application:
+    """A site of literal pages; `stamps` collects the arrival time of every request."""
+
+    async def handler(request: web.Request) -> web.Response:
+        if stamps is not None:
+            stamps.append(asyncio.get_running_loop().time())
+        body = pages.get(request.path)
+        if body is None:
+            raise web.HTTPNotFound()
+        if request.path.endswith(".pdf"):
+            return web.Response(
+                body=b"%PDF-1.4\n" + request.path.encode(), content_type="application/pdf"
+            )
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    return app
+
+
+async def test_best_first_reaches_the_relevant_section_first(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    pages = {"/": "".join(f'<a href="/news/{i}">Street festival report {i}</a>' for i in range(30))}
+    pages["/"] += '<a href="/council/minutes/">Board meeting minutes</a>'
+    pages["/council/minutes/"] = '<a href="/m-2024.pdf">Board meeting minutes 2024</a>'
+    pages["/m-2024.pdf"] = ""
+    for i in range(30):
+        pages[f"/news/{i}"] = "<p>festival</p>"
+    server = await aiohttp_server(_linking_site(pages), host="127.0.0.1")
+    job_id = await submit(
+        crawler, str(server.make_url("/")), "board meeting minutes from 2024", max_pages=2
+    )
+    await wait_done(crawler, job_id)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    assert [_path(d["url"]) for d in results["documents"]] == ["/m-2024.pdf"]
+
+
+async def test_include_paths_limit_the_crawl(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    stamps: list[float] = []
+    pages = {
+        "/": '<a href="/a/1">a</a><a href="/b/1">b</a>',
+        "/a/1": '<a href="/a/minutes-2024.pdf">Minutes 2024</a>',
+        "/b/1": '<a href="/b/minutes-2024.pdf">Minutes 2024</a>',
+        "/a/minutes-2024.pdf": "",
+        "/b/minutes-2024.pdf": "",
+    }
+    server = await aiohttp_server(_linking_site(pages, stamps), host="127.0.0.1")
+    job_id = await submit(
+        crawler, str(server.make_url("/")), "meeting minutes from 2024", include_paths=["/a/*"]
+    )
+    status = await wait_done(crawler, job_id)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    assert status["total_pages_crawled"] == 2
+    assert [_path(d["url"]) for d in results["documents"]] == ["/a/minutes-2024.pdf"]
+
+
+async def test_per_host_delay_spaces_requests(
+    daemon_factory: DaemonFactory, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    stamps: list[float] = []
+    pages = {"/": "".join(f'<a href="/p{i}">page {i}</a>' for i in range(5))}
+    pages.update({f"/p{i}": "<p>x</p>" for i in range(5)})
+    server = await aiohttp_server(_linking_site(pages, stamps), host="127.0.0.1")
+    d = await daemon_factory(crawler={"per_host_delay_ms": 200})
+    assert d.client is not None
+    job_id = await submit(d.client, str(server.make_url("/")), "meeting minutes from 2024")
+    await wait_done(d.client, job_id)
+    assert len(stamps) == 6
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= 0.19, gaps
