@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -161,6 +161,19 @@ def _document_values(doc: StoredDocument) -> list[Any]:
     return [_encode(f, getattr(doc, f)) for f in doc.__struct_fields__]
 
 
+def _error_values(job_id: str, e: JobErrorInfo) -> tuple[Any, ...]:
+    return (
+        job_id,
+        e.error_id,
+        e.agent_name,
+        e.error_type,
+        e.error_message,
+        e.page_url,
+        _ts(e.timestamp),
+        int(e.is_recoverable),
+    )
+
+
 class PageRow(msgspec.Struct, array_like=True):
     job_id: str
     url: str
@@ -181,6 +194,15 @@ class CandidateRow(msgspec.Struct, array_like=True):
     decision: str
     document_id: str | None
     decided_at: str
+
+
+class ProgressBatch(msgspec.Struct):
+    pages: list[PageRow] = msgspec.field(default_factory=list)
+    candidates: list[CandidateRow] = msgspec.field(default_factory=list)
+    documents: list[StoredDocument] = msgspec.field(default_factory=list)
+    errors: list[JobErrorInfo] = msgspec.field(default_factory=list)
+    warnings: list[tuple[str, datetime]] = msgspec.field(default_factory=list)
+    job_fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Store:
@@ -288,56 +310,65 @@ class Store:
             return [_job(row) for row in await cur.fetchall()]
 
     async def delete_job(self, job_id: str) -> None:
-        async with self._lock:
-            await self.w.execute("BEGIN")
-            try:
-                for table in ("pages", "candidates", "documents", "errors", "warnings", "jobs"):
-                    await self.w.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
-            except BaseException:
-                await self.w.execute("ROLLBACK")
-                raise
-            await self.w.execute("COMMIT")
+        async def delete(conn: aiosqlite.Connection) -> None:
+            for table in ("pages", "candidates", "documents", "errors", "warnings", "jobs"):
+                await conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+
+        await self._atomic(delete)
+
+    async def _atomic(self, body: Callable[[aiosqlite.Connection], Awaitable[None]]) -> None:
+        """Run `body` in one transaction that a cancelled caller cannot leave half done."""
+
+        async def transaction() -> None:
+            async with self._lock:
+                await self.w.execute("BEGIN")
+                try:
+                    await body(self.w)
+                except BaseException:
+                    await self.w.execute("ROLLBACK")
+                    raise
+                await self.w.execute("COMMIT")
+
+        await asyncio.shield(asyncio.ensure_future(transaction()))
 
     # -- crawl records ----------------------------------------------------
 
-    async def record_progress(
-        self,
-        job_id: str,
-        pages: Sequence[PageRow],
-        candidates: Sequence[CandidateRow],
-        job_fields: dict[str, Any],
-        documents: Sequence[StoredDocument] = (),
-    ) -> None:
-        """One transaction: pages, candidates and documents since the last call, and counters.
+    async def record_progress(self, job_id: str, batch: ProgressBatch) -> None:
+        """One transaction: what a job did since the last call, with its counters.
 
         Documents and the counters that count them change together, so the status and the
         results endpoints never disagree.
         """
-        async with self._lock:
-            await self.w.execute("BEGIN")
-            try:
-                if pages:
-                    await self.w.executemany(
-                        "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [msgspec.structs.astuple(p) for p in pages],
-                    )
-                if candidates:
-                    await self.w.executemany(
-                        "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [msgspec.structs.astuple(c) for c in candidates],
-                    )
-                for doc in documents:
-                    await self.w.execute(_INSERT_DOCUMENT, _document_values(doc))
-                if job_fields:
-                    sets = ", ".join(f"{k} = ?" for k in job_fields)
-                    values = [_encode(k, v) for k, v in job_fields.items()]
-                    await self.w.execute(
-                        f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id]
-                    )
-            except BaseException:
-                await self.w.execute("ROLLBACK")
-                raise
-            await self.w.execute("COMMIT")
+
+        async def write(conn: aiosqlite.Connection) -> None:
+            if batch.pages:
+                await conn.executemany(
+                    "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    [msgspec.structs.astuple(p) for p in batch.pages],
+                )
+            if batch.candidates:
+                await conn.executemany(
+                    "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [msgspec.structs.astuple(c) for c in batch.candidates],
+                )
+            for doc in batch.documents:
+                await conn.execute(_INSERT_DOCUMENT, _document_values(doc))
+            if batch.errors:
+                await conn.executemany(
+                    "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [_error_values(job_id, e) for e in batch.errors],
+                )
+            if batch.warnings:
+                await conn.executemany(
+                    "INSERT INTO warnings VALUES (?, ?, ?)",
+                    [(job_id, m, _ts(t)) for m, t in batch.warnings],
+                )
+            if batch.job_fields:
+                sets = ", ".join(f"{k} = ?" for k in batch.job_fields)
+                values = [_encode(k, v) for k, v in batch.job_fields.items()]
+                await conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
+
+        await self._atomic(write)
 
     async def documents(self, job_id: str) -> list[StoredDocument]:
         async with self.r.execute(
@@ -367,28 +398,6 @@ class Store:
             return {row[0]: row[1] for row in await cur.fetchall()}
 
     # -- errors and warnings ----------------------------------------------
-
-    async def add_errors(self, job_id: str, errors: Iterable[JobErrorInfo]) -> None:
-        rows = [
-            (
-                job_id,
-                e.error_id,
-                e.agent_name,
-                e.error_type,
-                e.error_message,
-                e.page_url,
-                _ts(e.timestamp),
-                int(e.is_recoverable),
-            )
-            for e in errors
-        ]
-        async with self._lock:
-            await self.w.executemany("INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-    async def add_warnings(self, job_id: str, messages: Iterable[tuple[str, datetime]]) -> None:
-        rows = [(job_id, m, _ts(t)) for m, t in messages]
-        async with self._lock:
-            await self.w.executemany("INSERT INTO warnings VALUES (?, ?, ?)", rows)
 
     async def errors(self, job_id: str) -> list[JobErrorInfo]:
         async with self.r.execute(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -13,6 +14,12 @@ URL = "https://example.org/council/index.html"
 
 def parse(html: str, url: str = URL, content_type: str | None = None) -> Page:
     return parse_page(html.encode("utf-8"), url, content_type)
+
+
+def described(html: str) -> Page:
+    page = parse(html)
+    page.describe(page.links)
+    return page
 
 
 def link_to(page: Page, url: str) -> Link:
@@ -185,7 +192,7 @@ def test_duplicate_merge_keeps_the_first_links_text_first() -> None:
 
 
 def test_heading_is_the_nearest_preceding_heading() -> None:
-    page = parse(
+    page = described(
         """<h1>Council</h1><h2>Minutes 2023</h2><p><a href="a.pdf">March</a></p>
         <h2>Minutes 2024</h2><div><p>intro</p><ul><li><a href="b.pdf">May</a></li></ul></div>
         <h3>Budget</h3><a href="c.pdf">Plan</a>"""
@@ -194,16 +201,16 @@ def test_heading_is_the_nearest_preceding_heading() -> None:
 
 
 def test_a_link_before_any_heading_has_none() -> None:
-    assert parse('<a href="a.pdf">a</a><h2>Later</h2>').links[0].heading == ""
+    assert described('<a href="a.pdf">a</a><h2>Later</h2>').links[0].heading == ""
 
 
 def test_a_link_that_is_a_heading_gets_the_heading_before_it() -> None:
-    page = parse('<h2>Minutes 2024</h2><h3><a href="march.pdf">March meeting</a></h3>')
+    page = described('<h2>Minutes 2024</h2><h3><a href="march.pdf">March meeting</a></h3>')
     assert page.links[0].heading == "Minutes 2024"
 
 
 def test_details_summary_is_joined_with_the_section_heading() -> None:
-    page = parse(
+    page = described(
         """<h2>Meetings</h2>
         <details><summary>Board minutes 2024</summary>
           <ul><li><a href="jan.pdf">January</a></li></ul></details>
@@ -214,7 +221,7 @@ def test_details_summary_is_joined_with_the_section_heading() -> None:
 
 
 def test_heading_inside_details_is_more_specific_than_its_summary() -> None:
-    page = parse(
+    page = described(
         """<details><summary>Archive 2024</summary><h4>Budget committee</h4>
         <a href="b.pdf">Minutes</a></details>"""
     )
@@ -222,7 +229,7 @@ def test_heading_inside_details_is_more_specific_than_its_summary() -> None:
 
 
 def test_table_caption_is_the_heading_of_its_rows() -> None:
-    page = parse(
+    page = described(
         """<h2>Documents</h2><table><caption>Sessions 2024</caption>
         <tr><td>12 March</td><td><a href="m.pdf">Minutes</a></td></tr></table>
         <table><tr><td><a href="n.pdf">No caption</a></td></tr></table>"""
@@ -232,7 +239,7 @@ def test_table_caption_is_the_heading_of_its_rows() -> None:
 
 
 def test_definition_list_term_is_the_heading_of_its_description() -> None:
-    page = parse(
+    page = described(
         """<h2>Archive</h2><dl><dt>2023</dt><dd><a href="a.pdf">Minutes</a></dd>
         <dd><a href="b.pdf">Agenda</a></dd><dt>2024</dt><dd><a href="c.pdf">Minutes</a></dd>
         <div><dt>2025</dt><dd><a href="d.pdf">Plan</a></dd></div>
@@ -248,12 +255,12 @@ def test_definition_list_term_is_the_heading_of_its_description() -> None:
 
 
 def test_fieldset_legend_is_a_heading() -> None:
-    page = parse('<fieldset><legend>Downloads 2024</legend><a href="a.pdf">A</a></fieldset>')
+    page = described('<fieldset><legend>Downloads 2024</legend><a href="a.pdf">A</a></fieldset>')
     assert page.links[0].heading == "Downloads 2024"
 
 
 def test_nested_containers_join_most_specific_first() -> None:
-    page = parse(
+    page = described(
         """<h1>Town hall</h1><details><summary>2024</summary>
         <table><caption>Planning board</caption><tr><td><a href="a.pdf">A</a></td></tr>
         </table></details>"""
@@ -262,7 +269,7 @@ def test_nested_containers_join_most_specific_first() -> None:
 
 
 def test_heading_is_capped() -> None:
-    page = parse(f'<h2>{"long " * 100}</h2><a href="a.pdf">a</a>')
+    page = described(f'<h2>{"long " * 100}</h2><a href="a.pdf">a</a>')
     assert len(page.links[0].heading) == 200
 
 
@@ -270,7 +277,7 @@ def test_heading_is_capped() -> None:
 
 
 def test_context_of_a_table_link_is_the_whole_row() -> None:
-    page = parse(
+    page = described(
         """<table><tr><th>Date</th><th>Title</th><th>File</th></tr>
         <tr><td>12.03.2024</td><td>Minutes of the budget session</td>
             <td><a href="m.pdf">PDF</a> <a href="m.docx">DOCX</a></td></tr>
@@ -302,12 +309,12 @@ def test_context_of_a_table_link_is_the_whole_row() -> None:
     ],
 )
 def test_context_is_the_enclosing_row_like_block(html: str, context: str) -> None:
-    assert parse(html).links[0].context == context
+    assert described(html).links[0].context == context
 
 
 def test_context_of_a_link_in_a_long_block_is_a_window_around_it() -> None:
     filler = " ".join(f"word{i}" for i in range(300))
-    page = parse(f'<div>{filler} <a href="x.pdf">Minutes 12 March 2024</a> {filler}</div>')
+    page = described(f'<div>{filler} <a href="x.pdf">Minutes 12 March 2024</a> {filler}</div>')
     context = page.links[0].context
     assert len(context) <= 400
     assert "Minutes 12 March 2024" in context
@@ -318,10 +325,88 @@ def test_each_link_in_a_long_block_gets_its_own_window() -> None:
     items = "".join(
         f'<a href="m{i}.pdf">Minutes {i}</a> session {i} text text text<br>' for i in range(60)
     )
-    page = parse(f"<div>{items}</div>")
+    page = described(f"<div>{items}</div>")
     assert "Minutes 3 session 3" in page.links[3].context
     assert "Minutes 55 session 55" in page.links[55].context
     assert "Minutes 3 " not in page.links[55].context
+
+
+# Describing only the links a crawler keeps
+
+SECTIONS = """<h1>Town hall</h1><p>Intro <a href="news.html">News</a></p>
+<details><summary>2024</summary><table><caption>Planning board</caption>
+<tr><td>12 March</td><td><a href="a.pdf">Minutes</a></td></tr></table></details>
+<h2>Budget</h2><ul><li>Draft <a href="b.pdf">plan</a></li></ul>"""
+
+
+def test_links_have_no_heading_or_context_until_described() -> None:
+    page = parse(SECTIONS)
+    assert [(link.heading, link.context) for link in page.links] == [("", "")] * 3
+    assert [link.text for link in page.links] == ["News", "Minutes", "plan"]
+
+
+def test_describe_fills_only_the_given_links() -> None:
+    page = parse(SECTIONS)
+    news, minutes, plan = page.links
+    page.describe([plan, minutes])
+    assert (minutes.heading, minutes.context) == (
+        "Planning board / 2024 / Town hall",
+        "12 March Minutes",
+    )
+    assert (plan.heading, plan.context) == ("Budget", "Draft plan")
+    assert (news.heading, news.context) == ("", "")
+
+
+def test_describing_the_first_link_alone_ignores_what_follows() -> None:
+    page = parse(SECTIONS)
+    page.describe(page.links[:1])
+    assert (page.links[0].heading, page.links[0].context) == ("Town hall", "Intro News")
+
+
+def test_a_repeated_link_is_described_where_it_first_appears() -> None:
+    page = parse('<h2>Agendas</h2><p>See <a href="x.pdf">x</a></p><h2>Minutes</h2><a href="x.pdf">')
+    page.describe(page.links)
+    assert (page.links[0].heading, page.links[0].context) == ("Agendas", "See x")
+
+
+def test_a_described_or_released_page_cannot_be_described_again() -> None:
+    page = parse(SECTIONS)
+    page.describe(page.links[:1])
+    with pytest.raises(RuntimeError):
+        page.describe(page.links[1:])
+    released = parse(SECTIONS)
+    released.release()
+    with pytest.raises(RuntimeError):
+        released.describe(released.links)
+    assert [link.context for link in released.links] == ["", "", ""]
+
+
+def test_links_of_another_page_are_refused() -> None:
+    page = parse(SECTIONS)
+    other = parse('<a href="elsewhere.pdf">x</a>')
+    with pytest.raises(ValueError, match=r"elsewhere\.pdf"):
+        page.describe(other.links)
+
+
+def test_text_chars_read_before_release_stays_readable() -> None:
+    page = parse("<body><p>Five chars: abcde</p></body>")
+    assert page.text_chars == len("Five chars: abcde")
+    page.release()
+    assert page.text_chars == len("Five chars: abcde")
+    unread = parse("<p>x</p>")
+    unread.describe(unread.links)
+    with pytest.raises(RuntimeError):
+        _ = unread.text_chars
+
+
+def test_a_page_parsed_in_a_thread_is_described_in_another() -> None:
+    with ThreadPoolExecutor(1) as pool:
+        page = pool.submit(parse, SECTIONS).result()
+    page.describe(page.links)
+    assert [link.heading for link in page.links] == [
+        link.heading for link in described(SECTIONS).links
+    ]
+    assert page.links[2].context == "Draft plan"
 
 
 # Page fields
@@ -400,6 +485,7 @@ def test_shift_jis_page_declared_in_meta() -> None:
         '<a href="gijiroku.pdf">第1回 定例会</a></body></html>'
     )
     page = parse_page(html.encode("shift_jis"), URL)
+    page.describe(page.links)
     assert page.title == "議事録 2024年3月"
     assert (page.links[0].text, page.links[0].heading) == ("第1回 定例会", "会議録")
 
@@ -432,6 +518,16 @@ def test_byte_order_marks(bom: bytes, codec: str) -> None:
     page = parse_page(bom + html.encode(codec), URL)
     assert page.title == TITLE
     assert urls(page) == ["https://example.org/council/a.pdf"]
+
+
+@pytest.mark.parametrize(
+    ("prefix", "content_type"),
+    [(codecs.BOM_UTF16_LE, None), (b"", "text/html; charset=utf-16le")],
+)
+def test_utf16_pages_of_ascii_characters(prefix: bytes, content_type: str | None) -> None:
+    html = "<title>Minutes</title><a href='a.pdf'>A</a>"
+    page = parse_page(prefix + html.encode("utf-16-le"), URL, content_type)
+    assert (page.title, urls(page)) == ("Minutes", ["https://example.org/council/a.pdf"])
 
 
 def test_invalid_bytes_in_a_utf8_page_do_not_lose_the_page() -> None:

@@ -288,8 +288,10 @@ class Crawl:
         return any(urls.same_site(url, key) for key in self.sites)
 
     async def _follow(self, page: Page, depth: int) -> None:
-        found: list[Item] = []
         params = self.params
+        kept: list[Link] = []
+        found: list[Item] = []
+        kinds: list[str] = []
         for link in page.links:
             url = link.url
             key = urls.normalize_url(url)
@@ -304,16 +306,21 @@ class Crawl:
             )
             if kind is not None:
                 if kind in self.types:
+                    kept.append(link)
                     found.append(item)
+                    kinds.append(kind)
                 continue
             if params.single_page or depth + 1 > params.max_depth:
                 continue
             if len(self.heap) >= self.frontier_cap:
                 self.rec.warning("the frontier is full; some links were not queued")
                 continue
+            kept.append(link)
             self._push(-link_priority(self.query, url, link.text), item)
+        # Heading and context cost a walk of the page: only for links seen for the first time.
+        page.describe(kept)
         if found:
-            await self._judge(found, [doctypes.type_from_url(i.url) or "" for i in found])
+            await self._judge(found, kinds)
 
     # -- candidates -------------------------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 import threading
+from collections.abc import Sequence
 
 import msgspec
 from lxml import etree
@@ -26,7 +27,8 @@ _LINK_ATTRS = {
 }
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _LABELLED = frozenset({"details", "table", "dl", "fieldset"})  # containers named by a child
-_PASS_TAGS = (*_LINK_ATTRS, *_HEADINGS, *_LABELLED, "meta", "base", "title")
+_SOURCE_TAGS = (*_LINK_ATTRS, "meta", "base", "title")  # what parse_page needs
+_SCAN_TAGS = (*_LINK_ATTRS, "meta", *_HEADINGS, *_LABELLED)  # what describe needs
 # The context of a link is the text of the nearest of these around it.
 _ROWS = _HEADINGS | {"tr", "li", "dd", "dt", "p", "figure", "caption", "summary", "legend"}
 _BLOCKS = frozenset(
@@ -83,6 +85,7 @@ class Link(msgspec.Struct, gc=False):
     heading: the labels over the link, most specific first: <summary>, <caption>, <dt>,
     <legend> of its containers and the nearest preceding h1-h6. context: the text of the
     enclosing row, list item or paragraph (a window of it when long). tag: the element.
+    heading and context stay "" until Page.describe fills them.
     """
 
     url: str
@@ -93,15 +96,67 @@ class Link(msgspec.Struct, gc=False):
     tag: str
 
 
-class Page(msgspec.Struct):
-    """A parsed page; text_chars counts visible text, to tell JavaScript shells apart."""
+class Page:
+    """A parsed page and its links, holding the parsed tree until describe() or release().
 
-    url: str
-    base_url: str
-    title: str
-    lang: str
-    text_chars: int
-    links: list[Link]
+    Most links of a page were seen on earlier pages, so their heading and context are
+    computed only by describe(), for the links the caller keeps.
+    """
+
+    __slots__ = ("_root", "_sources", "_text", "base_url", "lang", "links", "title", "url")
+
+    def __init__(
+        self,
+        url: str,
+        base_url: str,
+        title: str,
+        lang: str,
+        links: list[Link],
+        root: etree._Element | None = None,
+        sources: dict[str, etree._Element] | None = None,
+    ) -> None:
+        self.url = url
+        self.base_url = base_url
+        self.title = title
+        self.lang = lang
+        self.links = links
+        self._root = root
+        self._sources = sources or {}  # link url -> the first element linking it
+        self._text: int | None = None if root is not None else 0
+
+    @property
+    def text_chars(self) -> int:
+        """Visible text characters of the body, to tell JavaScript shells apart.
+
+        Computed on first read, which must come before describe() or release().
+        """
+        if self._text is None:
+            if self._root is None:
+                raise RuntimeError(f"text_chars of {self.url} read after its tree was released")
+            self._text = _text_chars(self._root)
+        return self._text
+
+    def describe(self, links: Sequence[Link]) -> None:
+        """Fill heading and context of `links`, links of this page, then release the tree."""
+        if links:
+            if self._root is None:
+                raise RuntimeError(f"{self.url} was released before describe()")
+            _Description(self._root, self._elements(links)).fill()
+        self.release()
+
+    def release(self) -> None:
+        """Drop the parsed tree; describe() and a first read of text_chars need it."""
+        self._root = None
+        self._sources = {}
+
+    def _elements(self, links: Sequence[Link]) -> dict[etree._Element, Link]:
+        found: dict[etree._Element, Link] = {}
+        for link in links:
+            element = self._sources.get(link.url)
+            if element is None:
+                raise ValueError(f"{link.url} is not a link of {self.url}")
+            found[element] = link
+        return found
 
 
 def parse_page(body: bytes, url: str, content_type: str | None = None) -> Page:
@@ -112,8 +167,18 @@ def parse_page(body: bytes, url: str, content_type: str | None = None) -> Page:
     """
     root = _parse(body, content_type)
     if root is None:
-        return Page(url=url, base_url=url, title="", lang="", text_chars=0, links=[])
-    return _Extraction(root, url).page()
+        return Page(url, url, "", "", [])
+    etree.strip_elements(root, *_INVISIBLE, with_tail=False)
+    found, base_href, title_element = _sources(root)
+    base = url
+    if base_href:
+        base = join_link(url, base_href) or url
+    if title_element is None:
+        title_element = next(root.iter("h1"), None)
+    title = _text(title_element)[:_TITLE_MAX] if title_element is not None else ""
+    lang = (root.get("lang") or root.get("xml:lang") or "").strip()
+    links, sources = _links(found, base)
+    return Page(url, base, title, lang, links, root, sources)
 
 
 def _parse(body: bytes, content_type: str | None) -> etree._Element | None:
@@ -159,14 +224,13 @@ def _as_utf8(body: bytes, content_type: str | None) -> bytes:
         if meta is not None:
             encoding = _codec(meta.group(1).decode("ascii", "replace"), from_meta=True)
     if encoding is None or encoding == "utf-8":
-        if body.isascii():
-            return body
+        if encoding == "utf-8" or body.isascii():
+            return body  # lxml 6's libxml2 reads invalid UTF-8 as U+FFFD, as Python would
         try:
             body.decode("utf-8")
             return body
         except UnicodeDecodeError:
-            if encoding is None:
-                encoding = "cp1252"
+            encoding = "cp1252"
     return body.decode(encoding, "replace").encode("utf-8")
 
 
@@ -180,12 +244,75 @@ def _codec(label: str, from_meta: bool = False) -> str | None:
     return _SUPERSETS.get(name, name)
 
 
-class _Extraction:
-    """One page's link extraction; holds the per-page caches."""
+def _sources(
+    root: etree._Element,
+) -> tuple[list[tuple[etree._Element, str]], str | None, etree._Element | None]:
+    """Link elements with their targets in document order, the <base> href, the <title>."""
+    found: list[tuple[etree._Element, str]] = []
+    base_href: str | None = None
+    title_element: etree._Element | None = None
+    for element in root.iter(*_SOURCE_TAGS):
+        tag = element.tag
+        attr = _LINK_ATTRS.get(tag)  # type: ignore[call-overload]
+        if attr is not None:
+            target = element.get(attr)
+            if target:
+                found.append((element, target))
+        elif tag == "meta":
+            target = _refresh_target(element)
+            if target:
+                found.append((element, target))
+        elif tag == "base":
+            if base_href is None:
+                base_href = element.get("href") or None
+        elif title_element is None and next(element.iterancestors("svg"), None) is None:
+            # an <svg>'s <title> names the image, not the page
+            title_element = element
+    return found, base_href, title_element
 
-    def __init__(self, root: etree._Element, url: str) -> None:
+
+def _links(
+    found: list[tuple[etree._Element, str]], base: str
+) -> tuple[list[Link], dict[str, etree._Element]]:
+    """The distinct links of `found`, and for each url the first element linking it."""
+    joined_cache: dict[str, str | None] = {}
+    links: dict[str, Link] = {}
+    sources: dict[str, etree._Element] = {}
+    merged: dict[str, list[str]] = {}  # texts of urls linked more than once
+    for element, target in found:
+        if target in joined_cache:
+            url = joined_cache[target]
+        else:
+            url = joined_cache[target] = join_link(base, target)
+        if url is None:
+            continue
+        tag: str = element.tag  # type: ignore[assignment]
+        text = _link_text(element, tag)
+        link = links.get(url)
+        if link is None:
+            title = _collapse(element.get("title"))
+            links[url] = Link(url, text[:_TEXT_MAX], title, "", "", tag)
+            sources[url] = element
+            continue
+        parts = merged.get(url)
+        if parts is None:
+            parts = merged[url] = [link.text] if link.text else []
+        if text and text.casefold() not in (part.casefold() for part in parts):
+            parts.append(text)
+        if not link.title:
+            link.title = _collapse(element.get("title"))
+    for url, parts in merged.items():
+        if len(parts) > 1:
+            links[url].text = " | ".join(parts)[:_TEXT_MAX]
+    return list(links.values()), sources
+
+
+class _Description:
+    """Headings and contexts of some links of one page; holds the per-page caches."""
+
+    def __init__(self, root: etree._Element, wanted: dict[etree._Element, Link]) -> None:
         self.root = root
-        self.url = url
+        self.wanted = wanted
         self.positions: dict[etree._Element, int] = {}
         self.heading_before: dict[etree._Element, etree._Element | None] = {}
         self.texts: dict[etree._Element, str] = {}
@@ -194,121 +321,45 @@ class _Extraction:
         self.ancestry: dict[etree._Element, _Ancestry] = {}
         self.headings: dict[tuple[_Labels, etree._Element | None], str] = {}
 
-    def page(self) -> Page:
-        root = self.root
-        etree.strip_elements(root, *_INVISIBLE, with_tail=False)
-        found, base_href, title_element, first_h1 = self._scan()
-        base = self.url
-        if base_href:
-            base = join_link(self.url, base_href) or self.url
-        title_source = title_element if title_element is not None else first_h1
-        title = self.text(title_source)[:_TITLE_MAX] if title_source is not None else ""
-        lang = (root.get("lang") or root.get("xml:lang") or "").strip()
-        return Page(
-            url=self.url,
-            base_url=base,
-            title=title,
-            lang=lang,
-            text_chars=self._text_chars(),
-            links=self._links(found, base),
-        )
+    def fill(self) -> None:
+        for element, heading in self._scan().items():
+            self._describe(self.wanted[element], element, heading)
 
-    def _scan(
-        self,
-    ) -> tuple[
-        list[tuple[etree._Element, str, etree._Element | None]],
-        str | None,
-        etree._Element | None,
-        etree._Element | None,
-    ]:
-        """One pass in document order: link candidates with their preceding heading."""
-        found: list[tuple[etree._Element, str, etree._Element | None]] = []
+    def _scan(self) -> dict[etree._Element, etree._Element | None]:
+        """One pass in document order: the heading before each wanted link.
+
+        It stops at the last wanted link: the containers and headings that describe a
+        link all start before it.
+        """
+        wanted = self.wanted
+        before: dict[etree._Element, etree._Element | None] = {}
         positions = self.positions
         heading: etree._Element | None = None
-        base_href: str | None = None
-        title_element: etree._Element | None = None
-        first_h1: etree._Element | None = None
-        for order, element in enumerate(self.root.iter(*_PASS_TAGS)):
+        for order, element in enumerate(self.root.iter(*_SCAN_TAGS)):
             tag = element.tag
-            attr = _LINK_ATTRS.get(tag)  # type: ignore[call-overload]
-            if attr is not None:
-                target = element.get(attr)
-                if target:
-                    found.append((element, target, heading))
-            elif tag in _HEADINGS:
+            if tag in _HEADINGS:
                 positions[element] = order
                 self.heading_before[element] = heading
                 heading = element
-                if first_h1 is None and tag == "h1":
-                    first_h1 = element
             elif tag in _LABELLED:
                 positions[element] = order
-            elif tag == "meta":
-                target = _refresh_target(element)
-                if target:
-                    found.append((element, target, heading))
-            elif tag == "base":
-                if base_href is None and element.get("href"):
-                    base_href = element.get("href")
-            elif (
-                tag == "title"
-                and title_element is None
-                and next(element.iterancestors("svg"), None) is None
-            ):
-                title_element = element
-        return found, base_href, title_element, first_h1
+            if element in wanted:
+                before[element] = heading
+                if len(before) == len(wanted):
+                    break
+        return before
 
-    def _links(
-        self, found: list[tuple[etree._Element, str, etree._Element | None]], base: str
-    ) -> list[Link]:
-        joined_cache: dict[str, str | None] = {}
-        links: dict[str, Link] = {}
-        texts: dict[str, list[str]] = {}
-        for element, target, heading in found:
-            if target in joined_cache:
-                url = joined_cache[target]
-            else:
-                url = joined_cache[target] = join_link(base, target)
-            if url is None:
-                continue
-            tag: str = element.tag  # type: ignore[assignment]
-            text = self._link_text(element, tag)
-            link = links.get(url)
-            if link is None:
-                links[url] = self._link(element, tag, url, text, heading)
-                texts[url] = [text] if text else []
-                continue
-            parts = texts[url]
-            if text and text.casefold() not in (part.casefold() for part in parts):
-                parts.append(text)
-            if not link.title:
-                link.title = _collapse(element.get("title"))
-        for url, parts in texts.items():
-            if len(parts) > 1:
-                links[url].text = " | ".join(parts)[:_TEXT_MAX]
-        return list(links.values())
-
-    def _link(
-        self,
-        element: etree._Element,
-        tag: str,
-        url: str,
-        text: str,
-        heading: etree._Element | None,
-    ) -> Link:
+    def _describe(
+        self, link: Link, element: etree._Element, heading: etree._Element | None
+    ) -> None:
         row, block, in_heading, labels = self._ancestry(element)
         if in_heading is not None:
             # A heading that is itself the link says nothing new; the one before it does.
             heading = self.heading_before.get(in_heading)
         block = row if row is not None else block
-        return Link(
-            url=url,
-            text=text[:_TEXT_MAX],
-            title=_collapse(element.get("title")),
-            heading=self._heading(labels, heading),
-            context=self._context(block, element, text) if block is not None else text,
-            tag=tag,
-        )
+        text = _link_text(element, link.tag)
+        link.heading = self._heading(labels, heading)
+        link.context = self._context(block, element, text) if block is not None else text
 
     def _ancestry(self, element: etree._Element) -> _Ancestry:
         """What the ancestors of `element` tell about it, memoised along the whole path."""
@@ -394,27 +445,34 @@ class _Extraction:
             window = window[: window.rindex(" ")]
         return window
 
-    def _link_text(self, element: etree._Element, tag: str) -> str:
-        if tag == "a":
-            return self.text(element)
-        if tag == "area":
-            return _collapse(element.get("alt"))
-        return ""
-
     def text(self, element: etree._Element) -> str:
         """Visible text of `element`, with image alt texts, whitespace collapsed."""
         cached = self.texts.get(element)
         if cached is None:
-            cached = _flatten(element) if len(element) else _collapse(element.text)
-            self.texts[element] = cached
+            cached = self.texts[element] = _text(element)
         return cached
 
-    def _text_chars(self) -> int:
-        count = self.root.xpath("string-length(normalize-space(//body))")
-        total = int(count) if isinstance(count, float) else 0
-        for noscript in self.root.iter("noscript"):
-            total -= len(self.text(noscript))
-        return max(total, 0)
+
+def _link_text(element: etree._Element, tag: str) -> str:
+    if tag == "a":
+        return _text(element)
+    if tag == "area":
+        return _collapse(element.get("alt"))
+    return ""
+
+
+def _text(element: etree._Element) -> str:
+    """Visible text of `element`, with image alt texts, whitespace collapsed."""
+    return _flatten(element) if len(element) else _collapse(element.text)
+
+
+def _text_chars(root: etree._Element) -> int:
+    """The length of the body's whitespace-collapsed text, without <noscript> text."""
+    count = root.xpath("string-length(normalize-space(//body))")
+    total = int(count) if isinstance(count, float) else 0
+    for noscript in root.iter("noscript"):
+        total -= len(_text(noscript))
+    return max(total, 0)
 
 
 def _term(

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from skopd.models import Job, JobErrorInfo, StoredDocument, new_id, utcnow
-from skopd.store import CandidateRow, PageRow, Store
+from skopd.store import CandidateRow, PageRow, ProgressBatch, Store
 
 log = logging.getLogger("skopd.job")
 
@@ -33,18 +33,14 @@ class Recorder:
         self.agents_completed: list[str] = []
         self.progress = 0.0
         self.estimated_completion: datetime | None = None
-        self._pages: list[PageRow] = []
-        self._candidates: list[CandidateRow] = []
-        self._documents: list[StoredDocument] = []
-        self._errors: list[JobErrorInfo] = []
-        self._warnings: list[tuple[str, datetime]] = []
+        self._batch = ProgressBatch()
         self._warned: set[str] = set()
         self._dirty = False
         self._lock = asyncio.Lock()
 
     def page(self, url: str, status: int | None, depth: int, links: int, elapsed_ms: int) -> None:
         self.pages_crawled += 1
-        self._pages.append(
+        self._batch.pages.append(
             PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _now_text())
         )
         self._dirty = True
@@ -61,7 +57,7 @@ class Recorder:
     ) -> None:
         if decision in ("downloaded", "too_large"):
             self.documents_found += 1
-        self._candidates.append(
+        self._batch.candidates.append(
             CandidateRow(
                 self.job.job_id,
                 url,
@@ -78,7 +74,7 @@ class Recorder:
 
     def document(self, doc: StoredDocument) -> None:
         self.documents_downloaded += 1
-        self._documents.append(doc)
+        self._batch.documents.append(doc)
         self._dirty = True
 
     def error(
@@ -93,7 +89,7 @@ class Recorder:
         if self.errors_total > MAX_ERRORS_STORED:
             self.warning(f"more than {MAX_ERRORS_STORED} errors; later ones are not listed")
             return
-        self._errors.append(
+        self._batch.errors.append(
             JobErrorInfo(
                 error_id=new_id("err"),
                 agent_name=agent or self.current_agent or "navigator",
@@ -111,7 +107,7 @@ class Recorder:
         if message in self._warned:
             return
         self._warned.add(message)
-        self._warnings.append((message, utcnow()))
+        self._batch.warnings.append((message, utcnow()))
         self._dirty = True
 
     def enter(self, agent: str) -> None:
@@ -150,23 +146,16 @@ class Recorder:
         }
 
     async def flush(self, extra: dict[str, Any] | None = None) -> None:
+        """Write what was recorded since the last flush; `extra` job fields win over counters."""
         async with self._lock:
             if not self._dirty and not extra:
                 return
-            pages, self._pages = self._pages, []
-            candidates, self._candidates = self._candidates, []
-            documents, self._documents = self._documents, []
-            errors, self._errors = self._errors, []
-            warnings, self._warnings = self._warnings, []
+            batch, self._batch = self._batch, ProgressBatch()
             self._dirty = False
-            fields = self.job_fields()
+            batch.job_fields = self.job_fields()
             if extra:
-                fields.update(extra)
-            if errors:
-                await self.store.add_errors(self.job.job_id, errors)
-            if warnings:
-                await self.store.add_warnings(self.job.job_id, warnings)
-            await self.store.record_progress(self.job.job_id, pages, candidates, fields, documents)
+                batch.job_fields.update(extra)
+            await self.store.record_progress(self.job.job_id, batch)
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
         while True:
