@@ -205,6 +205,13 @@ class ProgressBatch(msgspec.Struct):
     job_fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class Snapshot(msgspec.Struct):
+    job: Job
+    errors: list[JobErrorInfo]
+    warnings: list[str]
+    documents: list[StoredDocument]
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -212,6 +219,8 @@ class Store:
         self._reader: aiosqlite.Connection | None = None
         # Multi-statement writes from concurrent jobs must not interleave inside one transaction.
         self._lock = asyncio.Lock()
+        # A snapshot is BEGIN ... COMMIT on the shared reader: one at a time.
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -369,6 +378,27 @@ class Store:
                 await conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
 
         await self._atomic(write)
+
+    async def snapshot(self, job_id: str, with_documents: bool = False) -> Snapshot | None:
+        """The job, its errors, warnings and (optionally) documents, all as of one moment."""
+        task = asyncio.ensure_future(self._snapshot(job_id, with_documents))
+        return await asyncio.shield(task)
+
+    async def _snapshot(self, job_id: str, with_documents: bool) -> Snapshot | None:
+        async with self._read_lock:
+            await self.r.execute("BEGIN")
+            try:
+                job = await self.get_job(job_id)
+                if job is None:
+                    return None
+                return Snapshot(
+                    job=job,
+                    errors=await self.errors(job_id),
+                    warnings=await self.warnings(job_id),
+                    documents=await self.documents(job_id) if with_documents else [],
+                )
+            finally:
+                await self.r.execute("COMMIT")
 
     async def documents(self, job_id: str) -> list[StoredDocument]:
         async with self.r.execute(

@@ -25,6 +25,7 @@ from skopd.models import (
     runtime_seconds,
     status_view,
 )
+from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
 from skopd.web.state import SCHEDULER, SCORER, STORE
 
@@ -39,17 +40,22 @@ def json_response(value: Any, status: int = 200) -> web.Response:
 
 
 async def _job(request: web.Request) -> Job:
+    return (await _snapshot(request)).job
+
+
+async def _snapshot(request: web.Request, with_documents: bool = False) -> Snapshot:
+    """The caller's job as of one moment; another key's job is a 404 like a missing one."""
     job_id = request.match_info["job_id"]
-    if not JOB_ID.match(job_id):
+    snap = None
+    if JOB_ID.match(job_id):
+        snap = await request.app[STORE].snapshot(job_id, with_documents)
+    if snap is None or snap.job.owner != request[OWNER]:
         raise NotFound(f"job {job_id[:80]} not found")
-    return await request.app[SCHEDULER].owned(request[OWNER], job_id)
+    return snap
 
 
-async def _status(request: web.Request, job: Job) -> StatusResponse:
-    store = request.app[STORE]
-    errors = await store.errors(job.job_id)
-    warnings = await store.warnings(job.job_id)
-    return StatusResponse(**status_view(job, errors, warnings))
+def _status(snap: Snapshot) -> StatusResponse:
+    return StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
 
 
 @routes.post("/scrape")
@@ -71,17 +77,14 @@ async def submit(request: web.Request) -> web.Response:
 
 @routes.get("/scrape/status/{job_id}")
 async def status(request: web.Request) -> web.Response:
-    job = await _job(request)
-    return json_response(await _status(request, job))
+    return json_response(_status(await _snapshot(request)))
 
 
 @routes.get("/scrape/results/{job_id}")
 async def results(request: web.Request) -> web.Response:
-    job = await _job(request)
-    store = request.app[STORE]
-    errors = await store.errors(job.job_id)
-    warnings = await store.warnings(job.job_id)
-    docs = [d.out() for d in await store.documents(job.job_id)]
+    snap = await _snapshot(request, with_documents=True)
+    job, errors, warnings = snap.job, snap.errors, snap.warnings
+    docs = [d.out() for d in snap.documents]
     found = job.total_documents_found
     downloaded = job.total_documents_downloaded
     runtime = runtime_seconds(job)
@@ -126,8 +129,8 @@ async def results(request: web.Request) -> web.Response:
 @routes.post("/scrape/cancel/{job_id}")
 async def cancel(request: web.Request) -> web.Response:
     job = await _job(request)
-    job, previous = await request.app[SCHEDULER].cancel(request[OWNER], job.job_id)
-    view = await _status(request, job)
+    _, previous = await request.app[SCHEDULER].cancel(request[OWNER], job.job_id)
+    view = _status(await _snapshot(request))
     return json_response(CancelResponse(**msgspec.structs.asdict(view), previous_status=previous))
 
 
@@ -155,7 +158,11 @@ async def list_jobs(request: web.Request) -> web.Response:
             raise BadRequest("cursor: invalid; use the next_cursor of a previous page") from None
     jobs = await request.app[STORE].list_jobs(request[OWNER], status, limit + 1, before)
     page = jobs[:limit]
-    views = [await _status(request, job) for job in page]
+    views = []
+    for job in page:
+        snap = await request.app[STORE].snapshot(job.job_id)
+        if snap is not None:
+            views.append(_status(snap))
     next_cursor = _base36(page[-1].seq) if len(jobs) > limit else None
     return json_response(JobList(jobs=views, next_cursor=next_cursor))
 
