@@ -17,6 +17,7 @@ from skopd.crawl.engine import Crawl, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import Conflict, NotFound, TooManyRequests
+from skopd.events import EventBus
 from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
 from skopd.relevance.base import Scorer
 from skopd.store import Store
@@ -28,9 +29,17 @@ RESTART_MESSAGE = "the daemon restarted while the job was running; submit it aga
 
 
 class Scheduler:
-    def __init__(self, cfg: Config, store: Store, downloader: Downloader, scorer: Scorer) -> None:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        bus: EventBus,
+        downloader: Downloader,
+        scorer: Scorer,
+    ) -> None:
         self.cfg = cfg
         self.store = store
+        self.bus = bus
         self.downloader = downloader
         self.scorer = scorer
         self.documents_dir = cfg.documents_path
@@ -46,22 +55,10 @@ class Scheduler:
         """Jobs that were running when the daemon stopped end failed; pending ones run again."""
         self.documents_dir.mkdir(parents=True, exist_ok=True)
         for job in await self.store.jobs_with_status(JobStatus.IN_PROGRESS):
-            rec = Recorder(self.store, job)
+            rec = await Recorder.load(self.store, self.bus, job)
             rec.error("daemon_restart", RESTART_MESSAGE, None, agent=job.current_agent)
-            await rec.flush(
-                {
-                    "status": JobStatus.FAILED,
-                    "message": f"Job failed: {RESTART_MESSAGE}",
-                    "completed_at": utcnow(),
-                    "current_agent": None,
-                    "agents_completed": job.agents_completed,
-                    "total_pages_crawled": job.total_pages_crawled,
-                    "total_documents_found": job.total_documents_found,
-                    "total_documents_downloaded": job.total_documents_downloaded,
-                    "progress": job.progress,
-                    "estimated_completion": None,
-                }
-            )
+            rec.update(**_ended(JobStatus.FAILED, f"Job failed: {RESTART_MESSAGE}"))
+            await rec.flush()
             log.info("job %s state=failed reason=restart", job.job_id)
         for job in await self.store.jobs_with_status(JobStatus.PENDING):
             self._queue.append(job.job_id)
@@ -96,6 +93,9 @@ class Scheduler:
         )
         job.estimated_completion = now + self._expected_wait(job.parameters)
         job.seq = await self.store.insert_job(job)
+        rec = Recorder(self.store, self.bus, job, next_seq=1)
+        rec.update()
+        await rec.flush()
         self._queue.append(job.job_id)
         log.info("job %s state=pending website=%s", job.job_id, job.website)
         self._dispatch()
@@ -123,15 +123,17 @@ class Scheduler:
             self._cancelling.add(job_id)
             task.cancel()
             await asyncio.wait([task], timeout=CANCEL_WAIT_S)
-        elif job_id in self._queue:
+        if job_id in self._queue:
             self._queue.remove(job_id)
-            await self.store.update_job(
-                job_id,
-                status=JobStatus.CANCELLED,
-                message="Job cancelled before it started",
-                completed_at=utcnow(),
-                estimated_completion=None,
+        job = await self.owned(owner, job_id)
+        if job.status.is_active and (task is None or task.done()):
+            # Never started, or stopped before its task could record the end.
+            rec = await Recorder.load(self.store, self.bus, job)
+            message = (
+                "Job cancelled by user" if job.started_at else "Job cancelled before it started"
             )
+            rec.update(**_ended(JobStatus.CANCELLED, message))
+            await rec.flush()
             log.info("job %s state=cancelled (was pending)", job_id)
         return await self.owned(owner, job_id), previous
 
@@ -174,19 +176,17 @@ class Scheduler:
         job = await self.store.get_job(job_id)
         if job is None or job.status is not JobStatus.PENDING:
             return
-        job.started_at = utcnow()
-        job.status = JobStatus.IN_PROGRESS
-        await self.store.update_job(
-            job_id, status=job.status, started_at=job.started_at, message="Crawling the website"
-        )
-        log.info("job %s state=in_progress", job_id)
-        rec = Recorder(self.store, job)
+        rec = await Recorder.load(self.store, self.bus, job)
         flusher = asyncio.create_task(rec.flush_every())
         final: dict[str, object] = {}
         try:
+            rec.update(
+                status=JobStatus.IN_PROGRESS, started_at=utcnow(), message="Crawling the website"
+            )
+            await rec.flush()
+            log.info("job %s state=in_progress", job_id)
             crawl = Crawl(job, rec, self.downloader, self.scorer, self.documents_dir)
             outcome = await crawl.run()
-            found = rec.documents_found
             note = {
                 "completed": "",
                 "max_pages": " (stopped at max_pages)",
@@ -194,7 +194,7 @@ class Scheduler:
             }[outcome.reason]
             final = _ended(
                 JobStatus.COMPLETED,
-                f"Job completed successfully. Found {found} document(s){note}.",
+                f"Job completed successfully. Found {job.total_documents_found} document(s){note}.",
             )
         except JobFailed as exc:
             rec.error(exc.error_type, exc.message, job.website, recoverable=False)
@@ -211,19 +211,19 @@ class Scheduler:
         finally:
             flusher.cancel()
             if final:
-                final["current_agent"] = None
-            await asyncio.shield(rec.flush(final or None))
-        if final:
-            runtime = (utcnow() - job.started_at).total_seconds()
-            self._mean_runtime_s = 0.8 * self._mean_runtime_s + 0.2 * runtime
-            log.info(
-                "job %s state=%s elapsed=%.1fs pages=%d documents=%d",
-                job_id,
-                final["status"],
-                runtime,
-                rec.pages_crawled,
-                rec.documents_downloaded,
-            )
+                rec.update(**final)
+            await asyncio.shield(rec.flush())
+        started = job.started_at or utcnow()
+        runtime = (utcnow() - started).total_seconds()
+        self._mean_runtime_s = 0.8 * self._mean_runtime_s + 0.2 * runtime
+        log.info(
+            "job %s state=%s elapsed=%.1fs pages=%d documents=%d",
+            job_id,
+            job.status.value,
+            runtime,
+            job.total_pages_crawled,
+            job.total_documents_downloaded,
+        )
 
 
 def _ended(status: JobStatus, message: str) -> dict[str, object]:
@@ -233,6 +233,7 @@ def _ended(status: JobStatus, message: str) -> dict[str, object]:
         "message": message,
         "completed_at": now,
         "estimated_completion": now,
+        "current_agent": None,
     }
     if status is JobStatus.COMPLETED:
         fields["progress"] = 100.0

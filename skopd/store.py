@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 import msgspec
 
+from skopd.events import Event
 from skopd.models import Job, JobErrorInfo, JobStatus, Parameters, StoredDocument
 
 _MIGRATIONS: tuple[str, ...] = (
@@ -96,8 +97,18 @@ _MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX warnings_job ON warnings (job_id);
     """,
+    """
+    CREATE TABLE events (
+        job_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        data BLOB NOT NULL,
+        PRIMARY KEY (job_id, seq)
+    ) WITHOUT ROWID;
+    """,
 )
 
+_JOB_TABLES = ("pages", "candidates", "documents", "errors", "warnings", "events", "jobs")
 _JOB_COLUMNS = (
     "seq job_id owner website prompt parameters status message created_at started_at "
     "completed_at estimated_completion progress current_agent agents_completed "
@@ -202,6 +213,7 @@ class ProgressBatch(msgspec.Struct):
     documents: list[StoredDocument] = msgspec.field(default_factory=list)
     errors: list[JobErrorInfo] = msgspec.field(default_factory=list)
     warnings: list[tuple[str, datetime]] = msgspec.field(default_factory=list)
+    events: list[Event] = msgspec.field(default_factory=list)
     job_fields: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
@@ -282,15 +294,6 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    async def update_job(self, job_id: str, **fields: Any) -> None:
-        bad = set(fields) - _UPDATABLE
-        if bad:
-            raise ValueError(f"not updatable: {sorted(bad)}")
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        values = [_encode(k, v) for k, v in fields.items()]
-        async with self._lock:
-            await self.w.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
-
     async def get_job(self, job_id: str) -> Job | None:
         async with self.r.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
@@ -320,7 +323,7 @@ class Store:
 
     async def delete_job(self, job_id: str) -> None:
         async def delete(conn: aiosqlite.Connection) -> None:
-            for table in ("pages", "candidates", "documents", "errors", "warnings", "jobs"):
+            for table in _JOB_TABLES:
                 await conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
 
         await self._atomic(delete)
@@ -372,6 +375,11 @@ class Store:
                     "INSERT INTO warnings VALUES (?, ?, ?)",
                     [(job_id, m, _ts(t)) for m, t in batch.warnings],
                 )
+            if batch.events:
+                await conn.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?, ?)",
+                    [(job_id, e.seq, e.name, e.data) for e in batch.events],
+                )
             if batch.job_fields:
                 sets = ", ".join(f"{k} = ?" for k in batch.job_fields)
                 values = [_encode(k, v) for k, v in batch.job_fields.items()]
@@ -399,6 +407,18 @@ class Store:
                 )
             finally:
                 await self.r.execute("COMMIT")
+
+    async def events_after(self, job_id: str, after: int, limit: int = 1000) -> list[Event]:
+        async with self.r.execute(
+            "SELECT seq, name, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (job_id, after, limit),
+        ) as cur:
+            return [Event(row[0], row[1], bytes(row[2])) for row in await cur.fetchall()]
+
+    async def last_event_seq(self, job_id: str) -> int:
+        async with self.r.execute("SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     async def documents(self, job_id: str) -> list[StoredDocument]:
         async with self.r.execute(

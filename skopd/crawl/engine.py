@@ -120,7 +120,7 @@ class Crawl:
                 f"max_pages limit of {self.params.max_pages} pages reached; "
                 f"{self.pages_skipped} more pages were not crawled"
             )
-        if self.rec.current_agent == "navigator":
+        if self.rec.job.current_agent == "navigator":
             self.rec.enter("scraper")
         self.rec.finish_agents()
         self.rec.estimate(1.0)
@@ -192,7 +192,7 @@ class Crawl:
                     self.wakeup.set()
 
     def _navigation_done(self) -> None:
-        if self.rec.current_agent == "navigator":
+        if self.rec.job.current_agent == "navigator":
             self.rec.enter("scraper")
 
     async def _report_progress(self) -> None:
@@ -446,15 +446,6 @@ class Crawl:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 part.unlink()
-        self.rec.candidate(
-            item.url,
-            item.source_page,
-            item.name,
-            cand.doc_type,
-            item.score,
-            "downloaded",
-            document_id,
-        )
         self.rec.document(
             StoredDocument(
                 job_id=self.job.job_id,

@@ -1,49 +1,112 @@
-"""What a running job has done, buffered and written to the store in batches.
+"""A job's live state and everything it does, buffered and written to the store in batches.
 
-The crawl records every page and decided candidate here; a flush writes them with the job's
-counters in one transaction, at most every `FLUSH_INTERVAL_S` (and at once for documents,
-so results appear as soon as they are stored).
+Every change is also an event with the job's next sequence number. A flush writes pages,
+candidates, documents, errors, warnings, events and the job's row in one transaction, then
+publishes the events: stored before sent. Flushes run every `FLUSH_INTERVAL_S` and at once
+for documents and state changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
-from skopd.models import Job, JobErrorInfo, StoredDocument, new_id, utcnow
+from skopd.events import (
+    DocumentEvent,
+    Event,
+    EventBus,
+    PageEvent,
+    WarningEvent,
+    encode,
+)
+from skopd.models import (
+    Job,
+    JobErrorInfo,
+    StatusResponse,
+    StoredDocument,
+    new_id,
+    status_view,
+    utcnow,
+)
 from skopd.store import CandidateRow, PageRow, ProgressBatch, Store
 
 log = logging.getLogger("skopd.job")
 
-FLUSH_INTERVAL_S = 0.5
+FLUSH_INTERVAL_S = 0.1
+STATUS_INTERVAL_S = 1.0
 MAX_ERRORS_STORED = 200
+MAX_WARNINGS = 100
+
+# The job row's columns a flush keeps up to date.
+_LIVE_FIELDS = (
+    "status",
+    "message",
+    "started_at",
+    "completed_at",
+    "estimated_completion",
+    "progress",
+    "current_agent",
+    "agents_completed",
+    "total_pages_crawled",
+    "total_documents_found",
+    "total_documents_downloaded",
+)
 
 
 class Recorder:
-    def __init__(self, store: Store, job: Job) -> None:
+    """The only writer of a job's state while it exists in this process."""
+
+    def __init__(
+        self,
+        store: Store,
+        bus: EventBus,
+        job: Job,
+        next_seq: int,
+        errors: list[JobErrorInfo] | None = None,
+        warnings: list[str] | None = None,
+    ) -> None:
         self.store = store
+        self.bus = bus
         self.job = job
-        self.pages_crawled = 0
-        self.documents_found = 0
-        self.documents_downloaded = 0
-        self.errors_total = 0
-        self.current_agent: str | None = None
-        self.agents_completed: list[str] = []
-        self.progress = 0.0
-        self.estimated_completion: datetime | None = None
+        self.errors: list[JobErrorInfo] = errors or []
+        self.warnings: list[str] = warnings or []
+        self.errors_total = len(self.errors)
+        self._seq = next_seq
         self._batch = ProgressBatch()
-        self._warned: set[str] = set()
         self._dirty = False
+        self._status_due = False
+        self._status_at = 0.0
+        self._done_sent = False
         self._lock = asyncio.Lock()
 
+    @classmethod
+    async def load(cls, store: Store, bus: EventBus, job: Job) -> Recorder:
+        """A recorder for a job that already has a history in the store."""
+        return cls(
+            store,
+            bus,
+            job,
+            await store.last_event_seq(job.job_id) + 1,
+            await store.errors(job.job_id),
+            await store.warnings(job.job_id),
+        )
+
+    # -- what happened ----------------------------------------------------
+
+    def _event(self, name: str, value: object) -> None:
+        self._batch.events.append(Event(self._seq, name, encode(value)))
+        self._seq += 1
+        self._dirty = True
+
     def page(self, url: str, status: int | None, depth: int, links: int, elapsed_ms: int) -> None:
-        self.pages_crawled += 1
+        self.job.total_pages_crawled += 1
         self._batch.pages.append(
             PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _now_text())
         )
-        self._dirty = True
+        self._event("page", PageEvent(url, status, depth, links, elapsed_ms))
 
     def candidate(
         self,
@@ -53,29 +116,44 @@ class Recorder:
         doc_type: str,
         score: float,
         decision: str,
-        document_id: str | None = None,
     ) -> None:
-        if decision in ("downloaded", "too_large"):
-            self.documents_found += 1
+        """A candidate that was not downloaded (downloads go through `document`)."""
+        if decision == "too_large":
+            self.job.total_documents_found += 1
+        now = utcnow()
         self._batch.candidates.append(
             CandidateRow(
-                self.job.job_id,
-                url,
-                source_page,
-                name,
-                doc_type,
-                score,
-                decision,
-                document_id,
-                _now_text(),
+                self.job.job_id, url, source_page, name, doc_type, score, decision, None,
+                _ts(now),
             )
-        )
-        self._dirty = True
+        )  # fmt: skip
+        self._event(
+            "document",
+            DocumentEvent(
+                decision, None, name, url, source_page, doc_type, round(score, 4), None, now,
+                None, None,
+            ),
+        )  # fmt: skip
 
     def document(self, doc: StoredDocument) -> None:
-        self.documents_downloaded += 1
+        self.job.total_documents_found += 1
+        self.job.total_documents_downloaded += 1
         self._batch.documents.append(doc)
-        self._dirty = True
+        self._batch.candidates.append(
+            CandidateRow(
+                self.job.job_id, doc.url, doc.source_page, doc.name, doc.document_type,
+                doc.confidence_score, "downloaded", doc.document_id, _ts(doc.extracted_at),
+            )
+        )  # fmt: skip
+        out = doc.out()
+        self._event(
+            "document",
+            DocumentEvent(
+                "downloaded", out.document_id, out.name, out.url, out.source_page,
+                out.document_type, out.confidence_score, out.file_size_mb, out.extracted_at,
+                out.sha256, out.download_url,
+            ),
+        )  # fmt: skip
 
     def error(
         self,
@@ -89,73 +167,85 @@ class Recorder:
         if self.errors_total > MAX_ERRORS_STORED:
             self.warning(f"more than {MAX_ERRORS_STORED} errors; later ones are not listed")
             return
-        self._batch.errors.append(
-            JobErrorInfo(
-                error_id=new_id("err"),
-                agent_name=agent or self.current_agent or "navigator",
-                error_type=error_type,
-                error_message=message,
-                page_url=page_url,
-                timestamp=utcnow(),
-                is_recoverable=recoverable,
-            )
+        err = JobErrorInfo(
+            error_id=new_id("err"),
+            agent_name=agent or self.job.current_agent or "navigator",
+            error_type=error_type,
+            error_message=message,
+            page_url=page_url,
+            timestamp=utcnow(),
+            is_recoverable=recoverable,
         )
-        self._dirty = True
+        self.errors.append(err)
+        self._batch.errors.append(err)
+        self._event("error", err)
 
     def warning(self, message: str) -> None:
         """Each distinct warning once per job."""
-        if message in self._warned:
+        if message in self.warnings or len(self.warnings) >= MAX_WARNINGS:
             return
-        self._warned.add(message)
+        self.warnings.append(message)
         self._batch.warnings.append((message, utcnow()))
+        self._event("warning", WarningEvent(message))
+
+    # -- state ------------------------------------------------------------
+
+    def update(self, **fields: Any) -> None:
+        """A state change: written, and announced with a status event, at the next flush."""
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+        self._status_due = True
         self._dirty = True
 
     def enter(self, agent: str) -> None:
-        if self.current_agent and self.current_agent not in self.agents_completed:
-            self.agents_completed.append(self.current_agent)
-        self.current_agent = agent
-        self._dirty = True
+        done = list(self.job.agents_completed)
+        if self.job.current_agent and self.job.current_agent not in done:
+            done.append(self.job.current_agent)
+        self.update(current_agent=agent, agents_completed=done)
         log.info("job %s agent=%s", self.job.job_id, agent)
 
     def finish_agents(self) -> None:
-        if self.current_agent and self.current_agent not in self.agents_completed:
-            self.agents_completed.append(self.current_agent)
-        self.current_agent = None
-        self._dirty = True
+        done = list(self.job.agents_completed)
+        if self.job.current_agent and self.job.current_agent not in done:
+            done.append(self.job.current_agent)
+        self.update(current_agent=None, agents_completed=done)
 
     def estimate(self, fraction: float) -> None:
         """Progress 0-100 from the fraction of the work done, and the ETA it implies."""
         fraction = min(max(fraction, 0.0), 1.0)
-        self.progress = max(self.progress, round(100 * fraction, 1))
-        started = self.job.started_at
-        if started is not None and fraction >= 0.02:
-            elapsed = (utcnow() - started).total_seconds()
-            eta = started + timedelta(seconds=elapsed / fraction)
-            limit = started + timedelta(seconds=self.job.parameters.timeout)
-            self.estimated_completion = min(eta, limit)
+        job = self.job
+        job.progress = max(job.progress or 0.0, round(100 * fraction, 1))
+        if job.started_at is not None and fraction >= 0.02:
+            elapsed = (utcnow() - job.started_at).total_seconds()
+            eta = job.started_at + timedelta(seconds=elapsed / fraction)
+            limit = job.started_at + timedelta(seconds=job.parameters.timeout)
+            job.estimated_completion = min(eta, limit)
+        self._dirty = True
 
-    def job_fields(self) -> dict[str, Any]:
-        return {
-            "total_pages_crawled": self.pages_crawled,
-            "total_documents_found": self.documents_found,
-            "total_documents_downloaded": self.documents_downloaded,
-            "current_agent": self.current_agent,
-            "agents_completed": self.agents_completed,
-            "progress": self.progress,
-            "estimated_completion": self.estimated_completion,
-        }
+    def status(self) -> StatusResponse:
+        return StatusResponse(**status_view(self.job, list(self.errors), list(self.warnings)))
 
-    async def flush(self, extra: dict[str, Any] | None = None) -> None:
-        """Write what was recorded since the last flush; `extra` job fields win over counters."""
+    # -- writing ----------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Write what was recorded since the last flush, then publish its events."""
         async with self._lock:
-            if not self._dirty and not extra:
+            if not self._dirty:
                 return
+            now = time.monotonic()
+            ended = not self.job.status.is_active
+            if self._status_due or ended or now - self._status_at >= STATUS_INTERVAL_S:
+                self._event("status", self.status())
+                self._status_at = now
+                self._status_due = False
+            if ended and not self._done_sent:
+                self._event("done", self.status())
+                self._done_sent = True
             batch, self._batch = self._batch, ProgressBatch()
             self._dirty = False
-            batch.job_fields = self.job_fields()
-            if extra:
-                batch.job_fields.update(extra)
+            batch.job_fields = {name: getattr(self.job, name) for name in _LIVE_FIELDS}
             await self.store.record_progress(self.job.job_id, batch)
+            self.bus.publish(self.job.job_id, self.job.owner, batch.events)
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
         while True:
@@ -163,5 +253,9 @@ class Recorder:
             await self.flush()
 
 
+def _ts(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
 def _now_text() -> str:
-    return utcnow().isoformat().replace("+00:00", "Z")
+    return _ts(utcnow())

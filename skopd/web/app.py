@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
 from skopd.config import Config
 from skopd.crawl.fetch import Downloader
+from skopd.events import EventBus
 from skopd.jobs import Scheduler
 from skopd.relevance.lexical import LexicalScorer
 from skopd.store import Store
-from skopd.web import middleware
+from skopd.web import middleware, sse
 from skopd.web.routes import routes
-from skopd.web.state import CONFIG, DOWNLOADER, SCHEDULER, SCORER, STORE
+from skopd.web.state import BUS, CONFIG, DOWNLOADER, SCHEDULER, SCORER, STORE
+from skopd.web.tokens import TokenSigner
+
+STATIC_DIR = Path(__file__).parent / "static"
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -23,7 +29,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     downloader = Downloader(cfg.crawler)
     await downloader.start()
     scorer = LexicalScorer()
-    scheduler = Scheduler(cfg, store, downloader, scorer)
+    scheduler = Scheduler(cfg, store, app[BUS], downloader, scorer)
     app[STORE] = store
     app[DOWNLOADER] = downloader
     app[SCORER] = scorer
@@ -45,6 +51,17 @@ def make_app(cfg: Config) -> web.Application:
     app[CONFIG] = cfg
     app[middleware.API_KEYS] = cfg.server.api_keys
     app[middleware.MAX_BYTES] = cfg.server.max_request_bytes
+    app[middleware.SIGNER_KEY] = TokenSigner()
+    app[BUS] = EventBus()
+    app[sse.STREAMS] = weakref.WeakSet()
     app.cleanup_ctx.append(_resources)
+    app.on_shutdown.append(sse.close_streams)
+    app.add_routes(sse.routes)
     app.add_routes(routes)
+    app.router.add_get("/", dashboard)
+    app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app
+
+
+async def dashboard(_: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})

@@ -10,10 +10,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from skopd.errors import ApiError, Unauthorized, error_body
+from skopd.web.tokens import TokenSigner
 
 log = logging.getLogger("skopd.web")
 
 OWNER: web.RequestKey[str] = web.RequestKey("owner", str)
+# Set when a request was authorised by a stream token scoped to one job.
+TOKEN_JOB: web.RequestKey[str] = web.RequestKey("token_job", str)
+SIGNER_KEY: web.AppKey[TokenSigner] = web.AppKey("token_signer", TokenSigner)
 API_KEYS: web.AppKey[tuple[str, ...]] = web.AppKey("api_keys", tuple)
 MAX_BYTES: web.AppKey[int] = web.AppKey("max_request_bytes", int)
 
@@ -65,6 +69,12 @@ def owner_of(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def _is_stream(path: str) -> bool:
+    return path == "/scrape/events" or (
+        path.startswith("/scrape/events/") and path != "/scrape/events/token"
+    )
+
+
 def _presented_key(request: web.Request) -> str | None:
     auth = request.headers.get("Authorization", "")
     if auth[:7].lower() == "bearer ":
@@ -81,6 +91,15 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         request[OWNER] = ""
         return await handler(request)
     presented = _presented_key(request)
+    token = request.query.get("token")
+    if not presented and token and request.method == "GET" and _is_stream(request.path):
+        claims = request.app[SIGNER_KEY].verify(token)
+        if claims is None:
+            raise Unauthorized("invalid or expired stream token; mint a new one")
+        request[OWNER] = claims.owner
+        if claims.job_id is not None:
+            request[TOKEN_JOB] = claims.job_id
+        return await handler(request)
     if not presented:
         raise Unauthorized(
             "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from skopd.config import Config
 from skopd.crawl.fetch import Downloader
+from skopd.events import EventBus
 from skopd.jobs import Scheduler
 from skopd.relevance.base import Scorer
 from skopd.store import Store
@@ -15,3 +16,4 @@ STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 DOWNLOADER: web.AppKey[Downloader] = web.AppKey("downloader", Downloader)
 SCORER: web.AppKey[Scorer] = web.AppKey("scorer")
+BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)

@@ -1,0 +1,188 @@
+"""Server-sent events: a job's lossless stream, the all-jobs status stream, stream tokens.
+
+A job stream subscribes to the bus first, then replays the store after `Last-Event-ID`, then
+follows the live tail, skipping batches the replay already covered: no gap, no duplicate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import web
+from aiohttp_sse import EventSourceResponse, sse_response
+
+from skopd.errors import BadRequest, NotFound, Unauthorized
+from skopd.events import Event, Subscription, encode, frame, replay
+from skopd.models import JobStatus, StatusResponse, status_view
+from skopd.store import Store
+from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
+from skopd.web.routes import JOB_ID, json_response
+from skopd.web.state import BUS, STORE
+
+RETRY_MS = 2000
+PING_S = 15.0
+SEND_TIMEOUT_S = 10.0
+REPLAY_PAGE = 1000
+
+STREAMS: web.AppKey[weakref.WeakSet[EventSourceResponse]] = web.AppKey("streams")
+routes = web.RouteTableDef()
+
+
+class TokenRequest(msgspec.Struct, forbid_unknown_fields=True):
+    job_id: str | None = None
+
+
+class TokenResponse(msgspec.Struct):
+    token: str
+    expires_at: datetime
+    job_id: str | None
+
+
+@routes.post("/scrape/events/token")
+async def mint_token(request: web.Request) -> web.Response:
+    body = await request.read()
+    try:
+        req = msgspec.json.decode(body, type=TokenRequest) if body.strip() else TokenRequest()
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
+        raise BadRequest(f"body: {exc}") from exc
+    if req.job_id is not None:
+        await _owned_job(request, req.job_id)
+    token, expires = request.app[SIGNER_KEY].mint(request[OWNER], req.job_id)
+    return json_response(
+        TokenResponse(token, datetime.fromtimestamp(expires, UTC), req.job_id), status=201
+    )
+
+
+async def _owned_job(request: web.Request, job_id: str) -> StatusResponse:
+    snap = await request.app[STORE].snapshot(job_id) if JOB_ID.match(job_id) else None
+    if snap is None or snap.job.owner != request[OWNER]:
+        raise NotFound(f"job {job_id[:80]} not found")
+    return StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
+
+
+def _last_event_id(request: web.Request) -> int:
+    raw = request.headers.get("Last-Event-ID") or request.query.get("last_event_id") or "0"
+    if not raw.isdigit() or len(raw) > 18:
+        raise BadRequest("last_event_id: must be a non-negative integer")
+    return int(raw)
+
+
+async def _write(resp: EventSourceResponse, data: bytes) -> bool:
+    """False when the client is gone or stalled: the stream then ends."""
+    try:
+        async with asyncio.timeout(SEND_TIMEOUT_S):
+            await resp.write(data)
+    except (ConnectionResetError, TimeoutError, RuntimeError):
+        return False
+    return True
+
+
+@routes.get("/scrape/events/{job_id}")
+async def job_events(request: web.Request) -> web.StreamResponse:
+    job_id = request.match_info["job_id"]
+    scope = request.get(TOKEN_JOB)
+    if scope is not None and scope != job_id:
+        raise NotFound(f"job {job_id[:80]} not found")
+    await _owned_job(request, job_id)
+    last = _last_event_id(request)
+    bus, store = request.app[BUS], request.app[STORE]
+    sub = bus.subscribe_job(job_id)
+    try:
+        async with sse_response(request, ping_interval=PING_S) as resp:
+            request.app[STREAMS].add(resp)
+            if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
+                return resp
+            last = await _replay(resp, store, job_id, last)
+            if last < 0:
+                return resp
+            job = await store.get_job(job_id)
+            if job is None or not job.status.is_active:
+                # Ended: its `done` is stored, perhaps after the first replay's read.
+                await _replay(resp, store, job_id, last)
+                return resp
+            await _follow(resp, sub, last)
+            return resp
+    finally:
+        bus.unsubscribe(sub)
+
+
+async def _replay(resp: EventSourceResponse, store: Store, job_id: str, last: int) -> int:
+    """Send the stored history after `last`; the new last id, or -1 when the stream is over."""
+    while True:
+        events = await store.events_after(job_id, last, REPLAY_PAGE)
+        if not events:
+            return last
+        if not await _write(resp, replay(events)):
+            return -1
+        last = events[-1].seq
+        if events[-1].name == "done":
+            return -1
+
+
+async def _follow(resp: EventSourceResponse, sub: Subscription, last: int) -> None:
+    """The live tail, until `done`, a drop (too slow: resume with Last-Event-ID) or shutdown."""
+    while True:
+        batches = [await sub.next(), *sub.drain()]
+        chunks: list[bytes] = []
+        ended = False
+        for batch in batches:
+            if batch is None:
+                ended = True
+                break
+            if batch.last_seq <= last:
+                continue  # a whole batch is committed at once: the replay had all of it
+            chunks.append(batch.payload)
+            last = batch.last_seq
+            if batch.done:
+                ended = True
+                break
+        if chunks and not await _write(resp, b"".join(chunks)):
+            return
+        if ended:
+            return
+
+
+@routes.get("/scrape/events")
+async def all_events(request: web.Request) -> web.StreamResponse:
+    if request.get(TOKEN_JOB) is not None:
+        raise Unauthorized("this stream token is scoped to one job; mint one without job_id")
+    owner = request[OWNER]
+    bus, store = request.app[BUS], request.app[STORE]
+    sub = bus.subscribe_owner(owner)
+    try:
+        async with sse_response(request, ping_interval=PING_S) as resp:
+            request.app[STREAMS].add(resp)
+            if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
+                return resp
+            for status in (JobStatus.IN_PROGRESS, JobStatus.PENDING):
+                for job in await store.list_jobs(owner, status, 100, None):
+                    snap = await store.snapshot(job.job_id)
+                    if snap is None:
+                        continue
+                    view = StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
+                    event = Event(0, "status", encode(view))
+                    if not await _write(resp, frame(event, with_id=False)):
+                        return resp
+            while True:
+                batches = [await sub.next(), *sub.drain()]
+                payload = b"".join(b.payload for b in batches if b is not None)
+                if payload and not await _write(resp, payload):
+                    return resp
+                if None in batches:
+                    return resp
+    finally:
+        bus.unsubscribe(sub)
+
+
+async def close_streams(app: web.Application) -> None:
+    """on_shutdown: end every open stream at once, so none holds shutdown up."""
+    app[BUS].close()
+    streams: weakref.WeakSet[EventSourceResponse] = app[STREAMS]
+    for resp in list(streams):
+        try:
+            resp.stop_streaming()
+        except RuntimeError:
+            pass
