@@ -9,6 +9,7 @@ import sys
 import msgspec
 
 from skopd import __version__
+from skopd.cli import add_commands
 from skopd.config import ConfigError, check_exposure, effective, load
 
 
@@ -70,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a config and print effective values")
     check.add_argument("path")
     check.set_defaults(func=_check_config)
+    add_commands(sub)
     return p
 
 

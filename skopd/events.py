@@ -30,6 +30,7 @@ class PageEvent(msgspec.Struct):
     depth: int
     links: int
     elapsed_ms: int
+    fetched_at: datetime
 
 
 class DocumentEvent(msgspec.Struct):

@@ -103,10 +103,11 @@ class Recorder:
 
     def page(self, url: str, status: int | None, depth: int, links: int, elapsed_ms: int) -> None:
         self.job.total_pages_crawled += 1
+        now = utcnow()
         self._batch.pages.append(
-            PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _now_text())
+            PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _ts(now))
         )
-        self._event("page", PageEvent(url, status, depth, links, elapsed_ms))
+        self._event("page", PageEvent(url, status, depth, links, elapsed_ms, now))
 
     def candidate(
         self,
@@ -255,7 +256,3 @@ class Recorder:
 
 def _ts(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
-
-
-def _now_text() -> str:
-    return _ts(utcnow())
