@@ -47,11 +47,25 @@ class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     allow_private_networks: bool = False
 
 
+class RelevanceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    backend: str = "auto"
+    ollama_host: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5:3b"
+    request_timeout_s: float = 60.0
+    max_concurrent_requests: int = 1
+    batch_size: int = 20
+    max_llm_calls_per_job: int = 200
+    doc_text_max_chars: int = 4000
+    doc_text_max_pages: int = 3
+    doc_text_timeout_s: float = 10.0
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)
     crawler: CrawlerConfig = msgspec.field(default_factory=CrawlerConfig)
+    relevance: RelevanceConfig = msgspec.field(default_factory=RelevanceConfig)
     # Folder that relative storage paths are resolved against (the config file's folder).
     base_dir: str = "."
 
@@ -81,6 +95,13 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("crawler.request_timeout_s", 0.1, 600),
     ("crawler.max_page_bytes", 1024, 1024 * 1024 * 1024),
     ("crawler.max_redirects", 0, 50),
+    ("relevance.request_timeout_s", 0.1, 3600),
+    ("relevance.max_concurrent_requests", 1, 64),
+    ("relevance.batch_size", 1, 200),
+    ("relevance.max_llm_calls_per_job", 0, 100_000),
+    ("relevance.doc_text_max_chars", 0, 1_000_000),
+    ("relevance.doc_text_max_pages", 1, 1000),
+    ("relevance.doc_text_timeout_s", 0.1, 600),
 )
 
 
@@ -94,6 +115,12 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("server.api_keys: keys must be non-empty strings without spaces around")
     if not cfg.crawler.user_agent.strip():
         raise ConfigError("crawler.user_agent: must not be empty")
+    if cfg.relevance.backend not in ("auto", "ollama", "lexical"):
+        raise ConfigError('relevance.backend: must be "auto", "ollama" or "lexical"')
+    if not cfg.relevance.ollama_host.startswith(("http://", "https://")):
+        raise ConfigError("relevance.ollama_host: must be an http(s) URL")
+    if not cfg.relevance.model.strip():
+        raise ConfigError("relevance.model: must not be empty")
 
 
 def is_loopback_host(host: str) -> bool:
