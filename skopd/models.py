@@ -186,6 +186,11 @@ class Job(msgspec.Struct):
     total_pages_crawled: int = 0
     total_documents_found: int = 0
     total_documents_downloaded: int = 0
+    relevance_backend: str | None = None
+    model: str | None = None
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
     seq: int = 0
 
 
@@ -259,6 +264,11 @@ class StatusResponse(msgspec.Struct):
     has_errors: bool
     errors: list[JobErrorInfo]
     warnings: list[str]
+    relevance_backend: str | None
+    model: str | None
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
 
 
 class CancelResponse(StatusResponse):
@@ -283,6 +293,11 @@ class Metadata(msgspec.Struct):
     errors: list[JobErrorInfo]
     warnings: list[str]
     final_status: JobStatus | None
+    relevance_backend: str | None
+    model: str | None
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
 
 
 class ResultsResponse(msgspec.Struct):
@@ -329,6 +344,18 @@ def status_view(job: Job, errors: list[JobErrorInfo], warnings: list[str]) -> di
         "has_errors": bool(errors),
         "errors": errors,
         "warnings": warnings,
+        **relevance_view(job),
+    }
+
+
+def relevance_view(job: Job) -> dict[str, Any]:
+    """Which judge a job had and what the model cost: shown in status and results metadata."""
+    return {
+        "relevance_backend": job.relevance_backend,
+        "model": job.model,
+        "llm_calls": job.llm_calls,
+        "input_tokens": job.input_tokens,
+        "output_tokens": job.output_tokens,
     }
 
 

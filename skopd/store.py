@@ -106,13 +106,21 @@ _MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (job_id, seq)
     ) WITHOUT ROWID;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN relevance_backend TEXT;
+    ALTER TABLE jobs ADD COLUMN model TEXT;
+    ALTER TABLE jobs ADD COLUMN llm_calls INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 _JOB_TABLES = ("pages", "candidates", "documents", "errors", "warnings", "events", "jobs")
 _JOB_COLUMNS = (
     "seq job_id owner website prompt parameters status message created_at started_at "
     "completed_at estimated_completion progress current_agent agents_completed "
-    "total_pages_crawled total_documents_found total_documents_downloaded"
+    "total_pages_crawled total_documents_found total_documents_downloaded "
+    "relevance_backend model llm_calls input_tokens output_tokens"
 ).split()
 _UPDATABLE = frozenset(_JOB_COLUMNS) - {"seq", "job_id", "owner", "website", "prompt"}
 
@@ -159,6 +167,11 @@ def _job(row: sqlite3.Row) -> Job:
         total_pages_crawled=row["total_pages_crawled"],
         total_documents_found=row["total_documents_found"],
         total_documents_downloaded=row["total_documents_downloaded"],
+        relevance_backend=row["relevance_backend"],
+        model=row["model"],
+        llm_calls=row["llm_calls"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
     )
 
 

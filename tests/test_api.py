@@ -15,7 +15,8 @@ from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
 PROMPT = "board meeting minutes from 2024"
-STATUS_KEYS = {
+RELEVANCE_KEYS = {"relevance_backend", "model", "llm_calls", "input_tokens", "output_tokens"}
+STATUS_KEYS = RELEVANCE_KEYS | {
     "job_id",
     "status",
     "message",

@@ -53,6 +53,11 @@ _LIVE_FIELDS = (
     "total_pages_crawled",
     "total_documents_found",
     "total_documents_downloaded",
+    "relevance_backend",
+    "model",
+    "llm_calls",
+    "input_tokens",
+    "output_tokens",
 )
 
 

@@ -253,6 +253,25 @@ def document_name(cand: Candidate) -> str:
     return _shorten(name[:1].upper() + name[1:], _NAME_LIMIT)
 
 
+def is_ambiguous(cand: Candidate) -> bool:
+    """Whether the link says too little about the document to judge it without its text:
+    fewer than two descriptive words in the link text, title, row and file name ("PDF" next
+    to "DOC-2024-117.pdf"). A section heading alone describes the section, not the file."""
+    own = " ".join(
+        (
+            _meaningful(cand.text),
+            _meaningful(cand.title),
+            _context_name(cand.context),
+            clean_filename(cand.filename),
+        )
+    )
+    described = {w for w in words(own) if not is_generic_word(w) and not _CODE.fullmatch(w)}
+    return len(described) < 2
+
+
+_CODE: Final = re.compile(r"[a-z]{0,3}\d[a-z\d]*|[a-z]{1,3}")
+
+
 class LexicalScorer:
     """The built-in scorer: no model, no network, deterministic."""
 

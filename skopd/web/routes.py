@@ -22,6 +22,7 @@ from skopd.models import (
     ResultsResponse,
     StatusResponse,
     parse_scrape_request,
+    relevance_view,
     runtime_seconds,
     status_view,
 )
@@ -104,6 +105,7 @@ async def results(request: web.Request) -> web.Response:
         errors=errors,
         warnings=warnings,
         final_status=None if job.status.is_active else job.status,
+        **relevance_view(job),
     )
     return json_response(
         ResultsResponse(
