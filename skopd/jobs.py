@@ -185,7 +185,9 @@ class Scheduler:
             )
             await rec.flush()
             log.info("job %s state=in_progress", job_id)
-            crawl = Crawl(job, rec, self.downloader, self.scorer, self.documents_dir)
+            crawl = Crawl(
+                job, rec, self.downloader, self.scorer, self.documents_dir, self.cfg.relevance
+            )
             outcome = await crawl.run()
             note = {
                 "completed": "",

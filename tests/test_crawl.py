@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd.web.state import CONFIG
 from tests.conftest import Daemon, submit, wait_done
 from tests.sites import docsite as site
 
@@ -341,3 +342,39 @@ async def test_per_host_delay_spaces_requests(
     assert len(stamps) == 6
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
     assert min(gaps) >= 0.19, gaps
+
+
+async def test_document_text_decides_when_the_link_says_nothing(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """Code-named links: the PDF's own text is the only evidence, kept or dropped by it."""
+    files = {
+        "/f/DOC-2024-117.pdf": site.make_pdf(
+            "Board meeting minutes, 12 March 2024",
+            "Minutes of the board meeting held on 12 March 2024",
+        ),
+        "/f/DOC-2024-118.pdf": site.make_pdf(
+            "Parking permit", "Application form for a residents parking permit"
+        ),
+    }
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path in files:
+            return web.Response(body=files[request.path], content_type="application/pdf")
+        links = "".join(f'<li><a href="{p}">{p.rsplit("/", 1)[1]}</a></li>' for p in files)
+        return web.Response(text=f"<ul>{links}</ul>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(crawler, str(server.make_url("/")), "board meeting minutes from 2024")
+    await wait_done(crawler, job_id)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    [doc] = results["documents"]
+    assert _path(doc["url"]) == "/f/DOC-2024-117.pdf"
+    assert doc["name"] == "Board meeting minutes, 12 March 2024"  # from the PDF's title
+    assert doc["confidence_score"] >= 0.1
+    documents_dir = crawler.server.app[CONFIG].documents_path / job_id
+    stored = list(documents_dir.iterdir())  # the irrelevant file was removed, no part files
+    assert len(stored) == 1
+    assert stored[0].read_bytes() == files["/f/DOC-2024-117.pdf"]

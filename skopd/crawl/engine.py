@@ -23,18 +23,24 @@ import aiohttp
 import msgspec
 from yarl import URL
 
+from skopd.config import RelevanceConfig
 from skopd.crawl import doctypes, urls
 from skopd.crawl.extract import Link, Page, parse_page
 from skopd.crawl.fetch import Downloader, FetchError, describe, header, read_limited
 from skopd.crawl.recorder import Recorder
 from skopd.models import Job, StoredDocument, utcnow
-from skopd.relevance.base import Candidate, Scorer
+from skopd.relevance.base import Candidate, Scored, Scorer
+from skopd.relevance.doctext import DocTextError, extract_text
+from skopd.relevance.lexical import is_ambiguous
 from skopd.relevance.query import Query, build_query, link_priority
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 INLINE_PARSE_BYTES = 256 * 1024
 SNIFF_BYTES = 8192
 DOWNLOAD_PRIORITY = -10.0
+PROBE_PRIORITY = -2.0  # after relevant downloads, before any page
+MAX_PROBES = 100  # per job
+TEXT_TYPES = frozenset({"pdf", "docx", "odt", "rtf", "txt", "csv", "xlsx", "pptx", "ods", "odp"})
 
 
 class JobFailed(Exception):
@@ -57,6 +63,7 @@ class Item(msgspec.Struct):
     candidate: Candidate | None = None  # set for downloads
     name: str = ""
     score: float = 0.0
+    probe: bool = False  # below the threshold, but only its own text can tell
 
 
 class Outcome(msgspec.Struct):
@@ -71,12 +78,14 @@ class Crawl:
         downloader: Downloader,
         scorer: Scorer,
         documents_dir: Path,
+        text_limits: RelevanceConfig,
     ) -> None:
         self.job = job
         self.params = job.parameters
         self.rec = recorder
         self.http = downloader
         self.scorer = scorer
+        self.text_limits = text_limits
         self.dir = documents_dir / job.job_id
         self.query: Query = build_query(job.prompt)
         self.delay_s = downloader.cfg.per_host_delay_ms / 1000
@@ -89,6 +98,7 @@ class Crawl:
         self.document_ids = itertools.count(1)
         self.pages_started = 0
         self.pages_skipped = 0
+        self.probes = 0
         self.pages_queued = 0
         self.pages_active = 0
         self.active = 0
@@ -327,23 +337,36 @@ class Crawl:
     async def _judge(self, items: Sequence[Item], kinds: Sequence[str]) -> None:
         cands = [self._candidate(item, kind) for item, kind in zip(items, kinds, strict=True)]
         scored = {s.id: s for s in await self.scorer.score(self.query, cands)}
-        threshold = self.params.confidence_threshold
         for item, cand in zip(items, cands, strict=True):
-            result = scored.get(cand.id)
-            item.score = result.score if result else 0.0
-            item.name = result.name if result else cand.filename
-            item.candidate = cand
-            if item.score >= threshold:
+            self._scored(item, cand, scored.get(cand.id))
+            if item.score >= self.params.confidence_threshold:
                 self._push(DOWNLOAD_PRIORITY - item.score, item)
+            elif self._may_probe(cand):
+                item.probe = True
+                self._push(PROBE_PRIORITY, item)
             else:
-                self.rec.candidate(
-                    item.url,
-                    item.source_page,
-                    item.name,
-                    cand.doc_type,
-                    item.score,
-                    "below_threshold",
-                )
+                self._below_threshold(item)
+
+    def _scored(self, item: Item, cand: Candidate, result: Scored | None) -> None:
+        item.candidate = cand
+        item.score = result.score if result else 0.0
+        item.name = result.name if result else cand.filename
+
+    def _may_probe(self, cand: Candidate) -> bool:
+        """A link that says nothing ("PDF" by "DOC-117.pdf") is fetched to read its text."""
+        if cand.doc_type not in TEXT_TYPES or self.probes >= MAX_PROBES:
+            return False
+        if not is_ambiguous(cand):
+            return False
+        self.probes += 1
+        return True
+
+    def _below_threshold(self, item: Item) -> None:
+        assert item.candidate is not None
+        self.rec.candidate(
+            item.url, item.source_page, item.name, item.candidate.doc_type, item.score,
+            "below_threshold",
+        )  # fmt: skip
 
     def _candidate(self, item: Item, kind: str, filename: str | None = None) -> Candidate:
         link = item.link
@@ -369,15 +392,12 @@ class Crawl:
         _, filename = doctypes.type_from_headers(None, header(resp, "Content-Disposition"))
         cand = self._candidate(item, kind, filename)
         scored = await self.scorer.score(self.query, [cand])
-        result = scored[0] if scored else None
-        item.candidate = cand
-        item.score = result.score if result else 0.0
-        item.name = result.name if result else cand.filename
+        self._scored(item, cand, scored[0] if scored else None)
         if item.score < self.params.confidence_threshold:
-            self.rec.candidate(
-                item.url, item.source_page, item.name, kind, item.score, "below_threshold"
-            )
-            return
+            if not self._may_probe(cand):
+                self._below_threshold(item)
+                return
+            item.probe = True
         await self._store(item, resp, head)
 
     # -- downloads --------------------------------------------------------
@@ -402,42 +422,30 @@ class Crawl:
             self._failed(item, "download_failed", describe(exc))
 
     def _failed(self, item: Item, kind: str, message: str) -> None:
-        assert item.candidate is not None
         self.rec.error(kind, message, item.url, agent="scraper")
-        self.rec.candidate(
-            item.url, item.source_page, item.name, item.candidate.doc_type, item.score, "failed"
-        )
+        self._decided(item, "failed")
 
     async def _store(self, item: Item, resp: aiohttp.ClientResponse, head: bytes) -> None:
-        """Stream the body to a part file, hashing as it goes; keep it if new and small enough."""
+        """Stream the body to a part file, hashing as it goes; keep it if it is new, small
+        enough and (when its link said too little) its own text shows it is relevant."""
         cand = item.candidate
         assert cand is not None
-        if resp.content_length is not None and resp.content_length > self.max_bytes:
-            self._too_large(item)
-            return
         part = self.dir / f".part-{secrets.token_hex(8)}"
-        digest = hashlib.sha256()
-        size = 0
         try:
-            with part.open("wb") as out:
-                chunk = head
-                while chunk:
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        self._too_large(item)
-                        return
-                    digest.update(chunk)
-                    out.write(chunk)
-                    chunk = await resp.content.read(65536)
-            sha = digest.hexdigest()
-            if sha in self.hashes:
-                self.rec.candidate(
-                    item.url, item.source_page, item.name, cand.doc_type, item.score, "duplicate"
-                )
+            received = await self._receive(item, resp, head, part)
+            if received is None:
                 return
+            sha, size = received
+            if sha in self.hashes:
+                self._decided(item, "duplicate")
+                return
+            if is_ambiguous(cand) and cand.doc_type in TEXT_TYPES:
+                await self._judge_by_text(item, part)
+                if item.score < self.params.confidence_threshold:
+                    self._decided(item, "below_threshold")
+                    return
             self.hashes.add(sha)
             number = next(self.document_ids)
-            document_id = f"doc_{number}"
             file_name = f"{number:04d}_{doctypes.safe_filename(item.name, cand.doc_type)}"
             os.replace(part, self.dir / file_name)
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -449,7 +457,7 @@ class Crawl:
         self.rec.document(
             StoredDocument(
                 job_id=self.job.job_id,
-                document_id=document_id,
+                document_id=f"doc_{number}",
                 name=item.name,
                 url=item.url,
                 source_page=item.source_page,
@@ -463,20 +471,67 @@ class Crawl:
         )
         await self.rec.flush()
 
-    def _too_large(self, item: Item) -> None:
+    async def _receive(
+        self, item: Item, resp: aiohttp.ClientResponse, head: bytes, part: Path
+    ) -> tuple[str, int] | None:
+        """(sha256, size) of the body written to `part`, or None when it is too large."""
+        if resp.content_length is not None and resp.content_length > self.max_bytes:
+            self._too_large(item)
+            return None
+        digest = hashlib.sha256()
+        size = 0
+        with part.open("wb") as out:
+            chunk = head
+            while chunk:
+                size += len(chunk)
+                if size > self.max_bytes:
+                    self._too_large(item)
+                    return None
+                digest.update(chunk)
+                out.write(chunk)
+                chunk = await resp.content.read(65536)
+        return digest.hexdigest(), size
+
+    async def _judge_by_text(self, item: Item, path: Path) -> None:
+        """Score again with the start of the document's own text, and name it from its title."""
+        cand = item.candidate
+        assert cand is not None
+        limits = self.text_limits
+        try:
+            doc = await extract_text(
+                path,
+                cand.doc_type,
+                max_chars=limits.doc_text_max_chars,
+                max_pages=limits.doc_text_max_pages,
+                timeout_s=limits.doc_text_timeout_s,
+            )
+        except DocTextError as exc:
+            self.rec.warning("the text of some documents could not be read; judged by link")
+            self.rec.error("unreadable_document", exc.args[0], item.url, agent="scraper")
+            return
+        if not doc.text:
+            return
+        cand.doc_text = doc.text
+        scored = await self.scorer.score(self.query, [cand])
+        if scored:
+            item.score = scored[0].score
+            item.name = doc.title or doc.heading or scored[0].name
+
+    def _decided(self, item: Item, decision: str) -> None:
         assert item.candidate is not None
+        self.rec.candidate(
+            item.url, item.source_page, item.name, item.candidate.doc_type, item.score, decision
+        )
+
+    def _too_large(self, item: Item) -> None:
+        if item.probe:
+            self._decided(item, "below_threshold")  # never judged relevant: not "found"
+            return
         self.rec.warning(
             f"some documents were larger than max_file_size_mb "
             f"({self.params.max_file_size_mb} MB) and were not downloaded"
         )
-        self.rec.candidate(
-            item.url,
-            item.source_page,
-            item.name,
-            item.candidate.doc_type,
-            item.score,
-            "too_large",
-        )
+        self._decided(item, "too_large")
 
 
 async def _sniff(resp: aiohttp.ClientResponse) -> bytes:
