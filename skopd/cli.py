@@ -35,6 +35,10 @@ STREAM_IDLE_S = 45.0
 REQUEST_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=5)
 STREAM_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=STREAM_IDLE_S)
 BAR_CELLS = 20
+EXIT_STATUSES = (
+    "exit status: 0 completed, 1 failed or cancelled, 2 a request or connection error, "
+    "130 interrupted (the job keeps running)"
+)
 
 
 class CliError(Exception):
@@ -150,7 +154,9 @@ class DaemonClient:
         async with self._request("GET", path, REQUEST_TIMEOUT) as resp:
             return await resp.read()
 
-    def events(self, job_id: str, last_id: int) -> contextlib.AbstractAsyncContextManager[Any]:
+    def events(
+        self, job_id: str, last_id: int
+    ) -> contextlib.AbstractAsyncContextManager[aiohttp.ClientResponse]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if last_id:
             headers["Last-Event-ID"] = str(last_id)
@@ -254,9 +260,11 @@ class Progress:
         share = "" if percent is None else f", {percent:.0f}%"
         self._print(f"{status}{f' ({agent})' if agent else ''}: {self._counts()}{share}")
 
+    def _pages(self) -> int:
+        return max(self.pages, self.status.get("total_pages_crawled") or 0)
+
     def _counts(self) -> str:
-        pages = max(self.pages, self.status.get("total_pages_crawled") or 0)
-        return f"{_plural(pages, 'page')}, {_plural(self.downloaded, 'document')}"
+        return f"{_plural(self._pages(), 'page')}, {_plural(self.downloaded, 'document')}"
 
     def _print(self, line: str) -> None:
         self._erase()
@@ -280,10 +288,11 @@ class Progress:
         filled = round(BAR_CELLS * (percent or 0.0) / 100)
         full, empty = ("█", "░") if self._fancy else ("#", "-")
         parts = [
-            f"[{full * filled}{empty * (BAR_CELLS - filled)}]",
-            " --%" if percent is None else f"{percent:3.0f}%",
+            f"[{full * filled}{empty * (BAR_CELLS - filled)}]"
+            + (" --%" if percent is None else f" {percent:3.0f}%"),
             str(self.status.get("current_agent") or self.status.get("status") or "connecting"),
-            self._counts(),
+            f"{self._pages()} pages",
+            f"{self.downloaded} docs",
         ]
         eta = _eta(self.status.get("estimated_completion"))
         if eta is not None and self.status.get("is_active"):
@@ -298,12 +307,14 @@ def _percent(status: dict[str, Any]) -> float | None:
     return min(max(float(progress), 0.0), 100.0)
 
 
+def _megabytes(size: Any) -> str:
+    if not isinstance(size, int | float):
+        return "-"
+    return "<0.01" if 0 < size < 0.01 else f"{size:.2f}"
+
+
 def _document_line(doc: dict[str, Any]) -> str:
-    size = doc.get("file_size_mb")
-    details = ", ".join(
-        [str(doc.get("document_type") or "?")]
-        + ([f"{size:.2f} MB"] if isinstance(size, int | float) else [])
-    )
+    details = f"{doc.get('document_type') or '?'}, {_megabytes(doc.get('file_size_mb'))} MB"
     return _clean(f"downloaded {doc.get('name') or '?'} ({details}) {doc.get('url')}")
 
 
@@ -320,46 +331,69 @@ def _eta(iso: Any) -> str | None:
 async def follow(client: DaemonClient, job_id: str, on_event: Callable[[str, Any], None]) -> Any:
     """Passes every event of the job to `on_event` exactly once, across reconnections, and
     returns the final status (the `done` event's data)."""
-    last_id, delay, retry_cap = 0, FIRST_RETRY_S, 2.0
-    connected = False
-    failing_since: float | None = None
-    while True:
-        parser = EventStreamParser()
+    return await _Follower(client, job_id, on_event).run()
+
+
+class _Follower:
+    def __init__(
+        self, client: DaemonClient, job_id: str, on_event: Callable[[str, Any], None]
+    ) -> None:
+        self.client, self.job_id, self.on_event = client, job_id, on_event
+        self.last_id = 0
+        self.delay = FIRST_RETRY_S
+        self.retry_cap = 2.0
+        self.failing_since: float | None = None
+        self.final: Any = None
+
+    async def run(self) -> Any:
+        connected = False
+        while True:
+            parser = EventStreamParser()
+            try:
+                async with self.client.events(self.job_id, self.last_id) as resp:
+                    connected = True
+                    async for chunk in resp.content.iter_any():
+                        for event in parser.feed(chunk):
+                            if self._take(event) and event.event == "done":
+                                return self.final
+            except HttpError as exc:
+                if exc.status < 500:
+                    raise
+            except Unreachable:
+                if not connected:
+                    raise
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if parser.retry_ms:
+                self.retry_cap = max(parser.retry_ms / 1000, FIRST_RETRY_S)
+            await self._back_off()
+
+    def _take(self, event: ServerEvent) -> bool:
+        """Hands a new event on; False for a replay of one already seen or for garbage."""
+        seq = _sequence(event.id)
+        if seq is not None:
+            if seq <= self.last_id:
+                return False
+            self.last_id = seq
+        self.failing_since, self.delay = None, FIRST_RETRY_S
         try:
-            async with client.events(job_id, last_id) as resp:
-                connected = True
-                async for chunk in resp.content.iter_any():
-                    for event in parser.feed(chunk):
-                        seq = _sequence(event.id)
-                        if False:
-                            continue  # a replay of what we already have
-                        last_id = seq if seq is not None else last_id
-                        failing_since, delay = None, FIRST_RETRY_S
-                        try:
-                            data = msgspec.json.decode(event.data)
-                        except msgspec.DecodeError:
-                            continue
-                        on_event(event.event, data)
-                        if event.event == "done":
-                            return data
-        except HttpError as exc:
-            if exc.status < 500:
-                raise
-        except Unreachable:
-            if not connected:
-                raise
-        except (aiohttp.ClientError, TimeoutError):
-            pass
-        retry_cap = max(parser.retry_ms / 1000, FIRST_RETRY_S) if parser.retry_ms else retry_cap
+            data = msgspec.json.decode(event.data)
+        except msgspec.DecodeError:
+            return False
+        self.on_event(event.event, data)
+        self.final = data
+        return True
+
+    async def _back_off(self) -> None:
         now = time.monotonic()
-        failing_since = now if failing_since is None else failing_since
-        if now - failing_since >= GIVE_UP_AFTER_S:
+        self.failing_since = now if self.failing_since is None else self.failing_since
+        if now - self.failing_since >= GIVE_UP_AFTER_S:
             raise CliError(
-                f"lost the event stream from {client.server} for {GIVE_UP_AFTER_S:.0f} s; "
-                f"job {job_id} may still be running (skopd watch {job_id})"
+                f"lost the event stream from {self.client.server} for {GIVE_UP_AFTER_S:.0f} s; "
+                f"job {self.job_id} may still be running (skopd watch {self.job_id})"
             )
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, retry_cap)
+        await asyncio.sleep(self.delay)
+        self.delay = min(self.delay * 2, self.retry_cap)
 
 
 # ---- the results table ------------------------------------------------------------------
@@ -391,7 +425,7 @@ def _row(doc: dict[str, Any]) -> tuple[str, ...]:
     return (
         _clean(str(doc.get("name") or "")),
         _clean(str(doc.get("document_type") or "")),
-        f"{size:.2f}" if isinstance(size, int | float) else "-",
+        _megabytes(size),
         f"{score:.2f}" if isinstance(score, int | float) else "-",
         _clean(str(doc.get("url") or "")),
     )
@@ -448,10 +482,10 @@ def _clean(text: str) -> str:
     sequences, bidi overrides) away from the user's terminal."""
     if text.isprintable():
         return text
-    return "".join(
-        " " if unicodedata.category(c) == "Cc" else "" if unicodedata.category(c) == "Cf" else c
-        for c in text
-    )
+    return "".join(_UNSAFE.get(unicodedata.category(c), c) for c in text)
+
+
+_UNSAFE = {"Cc": " ", "Zl": " ", "Zp": " ", "Cf": ""}
 
 
 def _char_width(c: str) -> int:
@@ -613,11 +647,17 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     submit = sub.add_parser("submit", parents=[job, daemon], help="submit a job, print its id")
     submit.set_defaults(func=_submit_command)
     watch = sub.add_parser(
-        "watch", parents=[daemon, output], help="follow a job live, then print its documents"
+        "watch",
+        parents=[daemon, output],
+        help="follow a job live, then print its documents",
+        epilog=EXIT_STATUSES,
     )
-    watch.add_argument("job_id")
+    watch.add_argument("job_id", help="the job to follow (job_...)")
     watch.set_defaults(func=_watch_command)
     scrape = sub.add_parser(
-        "scrape", parents=[job, daemon, output], help="submit a job and watch it (submit + watch)"
+        "scrape",
+        parents=[job, daemon, output],
+        help="submit a job and watch it (submit + watch)",
+        epilog=EXIT_STATUSES,
     )
     scrape.set_defaults(func=_scrape_command)

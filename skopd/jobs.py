@@ -19,7 +19,7 @@ from skopd.crawl.recorder import Recorder
 from skopd.errors import Conflict, NotFound, TooManyRequests
 from skopd.events import EventBus
 from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
-from skopd.relevance.base import Scorer
+from skopd.relevance.backend import Relevance, RelevanceUnavailable
 from skopd.store import Store
 
 log = logging.getLogger("skopd.jobs")
@@ -35,13 +35,13 @@ class Scheduler:
         store: Store,
         bus: EventBus,
         downloader: Downloader,
-        scorer: Scorer,
+        relevance: Relevance,
     ) -> None:
         self.cfg = cfg
         self.store = store
         self.bus = bus
         self.downloader = downloader
-        self.scorer = scorer
+        self.relevance = relevance
         self.documents_dir = cfg.documents_path
         self._queue: collections.deque[str] = collections.deque()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -185,9 +185,13 @@ class Scheduler:
             )
             await rec.flush()
             log.info("job %s state=in_progress", job_id)
-            crawl = Crawl(
-                job, rec, self.downloader, self.scorer, self.documents_dir, self.cfg.relevance
-            )
+            rec.enter("coordinator")
+            try:
+                judge = await self.relevance.for_job(rec.warning)
+            except RelevanceUnavailable as exc:
+                raise JobFailed("relevance_unavailable", str(exc)) from exc
+            rec.update(relevance_backend=judge.name, model=judge.model)
+            crawl = Crawl(job, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance)
             outcome = await crawl.run()
             note = {
                 "completed": "",

@@ -20,6 +20,8 @@ from tests.sites.docsite import make_docsite
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
     raw: dict[str, Any] = {
         "crawler": {"allow_private_networks": True, "request_timeout_s": 10.0},
+        # Deterministic by default: a developer's own Ollama must not change test results.
+        "relevance": {"backend": "lexical"},
         "base_dir": str(tmp_path),
     }
     for name, values in sections.items():

@@ -223,17 +223,18 @@ async def test_huge_docx_stays_bounded(tmp_path: Path) -> None:
             for _ in range(100):
                 member.write(b"<w:p/>" * 100_000)
     assert path.stat().st_size < 1024 * 1024
-    started = time.monotonic()
+    # CPU time, not wall time: other processes may share the machine.
+    started = time.process_time()
     doc = await extract_text(path, "docx", max_chars=1000)
-    assert time.monotonic() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert 900 <= len(doc.text) <= 1000
     assert doc.text.startswith("Minutes of the meeting Minutes")
 
     with zipfile.ZipFile(path) as archive:
         empty = make_zip({"word/document.xml": archive.read("word/empty.xml")})
-    started = time.monotonic()
+    started = time.process_time()
     doc = await extract_text(write(tmp_path, "empty.docx", empty), "docx")
-    assert time.monotonic() - started < 3.0
+    assert time.process_time() - started < 3.0
     assert doc.text == ""
 
 

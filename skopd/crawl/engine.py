@@ -29,7 +29,8 @@ from skopd.crawl.extract import Link, Page, parse_page
 from skopd.crawl.fetch import Downloader, FetchError, describe, header, read_limited
 from skopd.crawl.recorder import Recorder
 from skopd.models import Job, StoredDocument, utcnow
-from skopd.relevance.base import Candidate, Scored, Scorer
+from skopd.relevance.backend import JobRelevance
+from skopd.relevance.base import Candidate, Scored
 from skopd.relevance.doctext import DocTextError, extract_text
 from skopd.relevance.lexical import is_ambiguous
 from skopd.relevance.query import Query, build_query, link_priority
@@ -76,7 +77,7 @@ class Crawl:
         job: Job,
         recorder: Recorder,
         downloader: Downloader,
-        scorer: Scorer,
+        scorer: JobRelevance,
         documents_dir: Path,
         text_limits: RelevanceConfig,
     ) -> None:
@@ -112,10 +113,11 @@ class Crawl:
     async def run(self) -> Outcome:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.rec.enter("coordinator")
-        start = await self._coordinate()
+        start = self._coordinate()
         reason = "completed"
         try:
             async with asyncio.timeout(self._time_left()):
+                self.query = await self.scorer.plan(self.query)
                 await self._process_page(start, first=True)
                 self.rec.enter("navigator")
                 await self._drain()
@@ -124,6 +126,8 @@ class Crawl:
             self.rec.warning(
                 f"timeout of {self.params.timeout} s reached; results are what was found by then"
             )
+        finally:
+            self._usage()
         if reason == "completed" and self.pages_skipped:
             reason = "max_pages"
             self.rec.warning(
@@ -140,7 +144,7 @@ class Crawl:
         started = self.job.started_at or utcnow()
         return max(0.0, self.params.timeout - (utcnow() - started).total_seconds())
 
-    async def _coordinate(self) -> Item:
+    def _coordinate(self) -> Item:
         website = self.job.website
         host = URL(website).host or ""
         self.sites.add(urls.site_key(host))
@@ -210,6 +214,11 @@ class Crawl:
             await asyncio.sleep(0.5)
             total = min(self.params.max_pages, self.pages_started + self.pages_queued)
             self.rec.estimate(0.05 + 0.9 * self.pages_started / max(1, total))
+            self._usage()
+
+    def _usage(self) -> None:
+        s = self.scorer
+        self.rec.usage(s.llm_calls, s.input_tokens, s.output_tokens)
 
     # -- pages ------------------------------------------------------------
 

@@ -204,11 +204,28 @@ class Recorder:
         self._dirty = True
 
     def enter(self, agent: str) -> None:
+        if agent == self.job.current_agent:
+            return
         done = list(self.job.agents_completed)
         if self.job.current_agent and self.job.current_agent not in done:
             done.append(self.job.current_agent)
         self.update(current_agent=agent, agents_completed=done)
         log.info("job %s agent=%s", self.job.job_id, agent)
+
+    def usage(self, llm_calls: int, input_tokens: int, output_tokens: int) -> None:
+        """The model's cost so far (shown in status and results; no status event of its own)."""
+        job = self.job
+        if (job.llm_calls, job.input_tokens, job.output_tokens) != (
+            llm_calls,
+            input_tokens,
+            output_tokens,
+        ):
+            job.llm_calls, job.input_tokens, job.output_tokens = (
+                llm_calls,
+                input_tokens,
+                output_tokens,
+            )
+            self._dirty = True
 
     def finish_agents(self) -> None:
         done = list(self.job.agents_completed)

@@ -12,11 +12,11 @@ from skopd.config import Config
 from skopd.crawl.fetch import Downloader
 from skopd.events import EventBus
 from skopd.jobs import Scheduler
-from skopd.relevance.lexical import LexicalScorer
+from skopd.relevance.backend import Relevance
 from skopd.store import Store
 from skopd.web import middleware, sse
 from skopd.web.routes import routes
-from skopd.web.state import BUS, CONFIG, DOWNLOADER, SCHEDULER, SCORER, STORE
+from skopd.web.state import BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
 from skopd.web.tokens import TokenSigner
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -28,17 +28,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await store.open()
     downloader = Downloader(cfg.crawler)
     await downloader.start()
-    scorer = LexicalScorer()
-    scheduler = Scheduler(cfg, store, app[BUS], downloader, scorer)
+    relevance = Relevance(cfg.relevance)
+    scheduler = Scheduler(cfg, store, app[BUS], downloader, relevance)
     app[STORE] = store
     app[DOWNLOADER] = downloader
-    app[SCORER] = scorer
+    app[RELEVANCE] = relevance
     app[SCHEDULER] = scheduler
     await scheduler.start()
     try:
         yield
     finally:
         await scheduler.close()
+        await relevance.close()
         await downloader.close()
         await store.close()
 

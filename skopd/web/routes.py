@@ -28,7 +28,7 @@ from skopd.models import (
 )
 from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
-from skopd.web.state import SCHEDULER, SCORER, STORE
+from skopd.web.state import RELEVANCE, SCHEDULER, STORE
 
 JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
 routes = web.RouteTableDef()
@@ -216,12 +216,14 @@ async def healthz(request: web.Request) -> web.Response:
     except Exception:
         db_ok = False
     scheduler = request.app[SCHEDULER]
+    relevance = await request.app[RELEVANCE].health()
     return json_response(
         {
             "status": "ok" if db_ok else "degraded",
             "version": __version__,
             "database": "ok" if db_ok else "error",
-            "relevance_backend": request.app[SCORER].name,
+            "relevance_backend": relevance["live"],
+            "relevance": relevance,
             "jobs_running": scheduler.running(),
             "jobs_queued": scheduler.queued(),
         },

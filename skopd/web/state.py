@@ -8,12 +8,12 @@ from skopd.config import Config
 from skopd.crawl.fetch import Downloader
 from skopd.events import EventBus
 from skopd.jobs import Scheduler
-from skopd.relevance.base import Scorer
+from skopd.relevance.backend import Relevance
 from skopd.store import Store
 
 CONFIG: web.AppKey[Config] = web.AppKey("config", Config)
 STORE: web.AppKey[Store] = web.AppKey("store", Store)
 SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 DOWNLOADER: web.AppKey[Downloader] = web.AppKey("downloader", Downloader)
-SCORER: web.AppKey[Scorer] = web.AppKey("scorer")
+RELEVANCE: web.AppKey[Relevance] = web.AppKey("relevance", Relevance)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
