@@ -45,6 +45,7 @@ def _serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=None,
         shutdown_timeout=5.0,
+        backlog=1024,
     )
     return 0
 

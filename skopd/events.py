@@ -9,7 +9,7 @@ falls behind is dropped, and resumes from the store with `Last-Event-ID`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 
 import msgspec
@@ -18,10 +18,16 @@ SUBSCRIBER_QUEUE = 256  # batches; at 10 flushes a second, ~25 s of lag before a
 _JSON = msgspec.json.Encoder()
 
 
-class Event(msgspec.Struct, frozen=True, array_like=True):
+class Event(msgspec.Struct, frozen=True):
     seq: int
     name: str  # status, page, document, warning, error, done
     data: bytes  # JSON
+    frame: bytes  # the SSE frame, encoded once: stored, replayed and fanned out as is
+
+
+def make_event(seq: int, name: str, value: object) -> Event:
+    data = _JSON.encode(value)
+    return Event(seq, name, data, b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, name.encode(), data))
 
 
 class PageEvent(msgspec.Struct):
@@ -57,9 +63,9 @@ def encode(value: object) -> bytes:
     return _JSON.encode(value)
 
 
-def frame(event: Event, with_id: bool = True) -> bytes:
-    head = b"id: %d\nevent: " % event.seq if with_id else b"event: "
-    return head + event.name.encode() + b"\ndata: " + event.data + b"\n\n"
+def status_frame(data: bytes) -> bytes:
+    """A status event without an id, for the all-jobs stream (ids are per job)."""
+    return b"event: status\ndata: " + data + b"\n\n"
 
 
 class Batch(msgspec.Struct, frozen=True):
@@ -135,7 +141,7 @@ class EventBus:
         if subs:
             batch = Batch(
                 events[-1].seq,
-                b"".join(frame(e) for e in events),
+                b"".join(e.frame for e in events),
                 done=events[-1].name == "done",
             )
             for sub in list(subs):
@@ -146,7 +152,7 @@ class EventBus:
             if statuses:
                 # The all-jobs stream carries status objects only, and no ids (they are per job).
                 last = statuses[-1]
-                batch = Batch(0, frame(Event(0, "status", last.data), with_id=False))
+                batch = Batch(0, status_frame(last.data))
                 for sub in list(watchers):
                     sub.offer(batch)
 
@@ -160,7 +166,3 @@ class EventBus:
             for subs in table.values():
                 for sub in subs:
                     sub.end()
-
-
-def replay(events: Iterable[Event]) -> bytes:
-    return b"".join(frame(e) for e in events)

@@ -102,7 +102,7 @@ _MIGRATIONS: tuple[str, ...] = (
         job_id TEXT NOT NULL,
         seq INTEGER NOT NULL,
         name TEXT NOT NULL,
-        data BLOB NOT NULL,
+        frame BLOB NOT NULL,
         PRIMARY KEY (job_id, seq)
     ) WITHOUT ROWID;
     """,
@@ -391,7 +391,7 @@ class Store:
             if batch.events:
                 await conn.executemany(
                     "INSERT INTO events VALUES (?, ?, ?, ?)",
-                    [(job_id, e.seq, e.name, e.data) for e in batch.events],
+                    [(job_id, e.seq, e.name, e.frame) for e in batch.events],
                 )
             if batch.job_fields:
                 sets = ", ".join(f"{k} = ?" for k in batch.job_fields)
@@ -421,12 +421,16 @@ class Store:
             finally:
                 await self.r.execute("COMMIT")
 
-    async def events_after(self, job_id: str, after: int, limit: int = 1000) -> list[Event]:
+    async def events_after(
+        self, job_id: str, after: int, limit: int = 1000
+    ) -> list[tuple[int, str, bytes]]:
+        """(seq, name, SSE frame) of the job's events after `after`, in order."""
         async with self.r.execute(
-            "SELECT seq, name, data FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            "SELECT seq, name, frame FROM events WHERE job_id = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
             (job_id, after, limit),
         ) as cur:
-            return [Event(row[0], row[1], bytes(row[2])) for row in await cur.fetchall()]
+            return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
 
     async def last_event_seq(self, job_id: str) -> int:
         async with self.r.execute("SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:

@@ -478,7 +478,6 @@ class Crawl:
                 extracted_at=utcnow(),
             )
         )
-        await self.rec.flush()
 
     async def _receive(
         self, item: Item, resp: aiohttp.ClientResponse, head: bytes, part: Path

@@ -16,11 +16,10 @@ from typing import Any
 
 from skopd.events import (
     DocumentEvent,
-    Event,
     EventBus,
     PageEvent,
     WarningEvent,
-    encode,
+    make_event,
 )
 from skopd.models import (
     Job,
@@ -102,7 +101,7 @@ class Recorder:
     # -- what happened ----------------------------------------------------
 
     def _event(self, name: str, value: object) -> None:
-        self._batch.events.append(Event(self._seq, name, encode(value)))
+        self._batch.events.append(make_event(self._seq, name, value))
         self._seq += 1
         self._dirty = True
 

@@ -6,7 +6,6 @@ follows the live tail, skipping batches the replay already covered: no gap, no d
 
 from __future__ import annotations
 
-import asyncio
 import weakref
 from datetime import UTC, datetime
 
@@ -15,7 +14,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from skopd.errors import BadRequest, NotFound, Unauthorized
-from skopd.events import Event, Subscription, encode, frame, replay
+from skopd.events import Subscription, encode, status_frame
 from skopd.models import JobStatus, StatusResponse, status_view
 from skopd.store import Store
 from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
@@ -24,7 +23,7 @@ from skopd.web.state import BUS, STORE
 
 RETRY_MS = 2000
 PING_S = 15.0
-SEND_TIMEOUT_S = 10.0
+SEND_TIMEOUT_S = 30.0
 REPLAY_PAGE = 1000
 
 STREAMS: web.AppKey[weakref.WeakSet[EventSourceResponse]] = web.AppKey("streams")
@@ -56,11 +55,10 @@ async def mint_token(request: web.Request) -> web.Response:
     )
 
 
-async def _owned_job(request: web.Request, job_id: str) -> StatusResponse:
-    snap = await request.app[STORE].snapshot(job_id) if JOB_ID.match(job_id) else None
-    if snap is None or snap.job.owner != request[OWNER]:
+async def _owned_job(request: web.Request, job_id: str) -> None:
+    job = await request.app[STORE].get_job(job_id) if JOB_ID.match(job_id) else None
+    if job is None or job.owner != request[OWNER]:
         raise NotFound(f"job {job_id[:80]} not found")
-    return StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -71,11 +69,12 @@ def _last_event_id(request: web.Request) -> int:
 
 
 async def _write(resp: EventSourceResponse, data: bytes) -> bool:
-    """False when the client is gone or stalled: the stream then ends."""
+    """False when the client is gone: the stream then ends. A client that stops reading is
+    cut by the response's own ping, which aborts the connection after SEND_TIMEOUT_S (a
+    timer around every write would cost more than the write)."""
     try:
-        async with asyncio.timeout(SEND_TIMEOUT_S):
-            await resp.write(data)
-    except (ConnectionResetError, TimeoutError, RuntimeError):
+        await resp.write(data)
+    except (ConnectionResetError, RuntimeError):
         return False
     return True
 
@@ -91,7 +90,9 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     bus, store = request.app[BUS], request.app[STORE]
     sub = bus.subscribe_job(job_id)
     try:
-        async with sse_response(request, ping_interval=PING_S) as resp:
+        async with sse_response(
+            request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S
+        ) as resp:
             request.app[STREAMS].add(resp)
             if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
                 return resp
@@ -112,13 +113,13 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 async def _replay(resp: EventSourceResponse, store: Store, job_id: str, last: int) -> int:
     """Send the stored history after `last`; the new last id, or -1 when the stream is over."""
     while True:
-        events = await store.events_after(job_id, last, REPLAY_PAGE)
-        if not events:
+        rows = await store.events_after(job_id, last, REPLAY_PAGE)
+        if not rows:
             return last
-        if not await _write(resp, replay(events)):
+        if not await _write(resp, b"".join(frame for _, _, frame in rows)):
             return -1
-        last = events[-1].seq
-        if events[-1].name == "done":
+        last, name, _ = rows[-1]
+        if name == "done":
             return -1
 
 
@@ -153,7 +154,9 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     bus, store = request.app[BUS], request.app[STORE]
     sub = bus.subscribe_owner(owner)
     try:
-        async with sse_response(request, ping_interval=PING_S) as resp:
+        async with sse_response(
+            request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S
+        ) as resp:
             request.app[STREAMS].add(resp)
             if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
                 return resp
@@ -163,8 +166,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
                     if snap is None:
                         continue
                     view = StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
-                    event = Event(0, "status", encode(view))
-                    if not await _write(resp, frame(event, with_id=False)):
+                    if not await _write(resp, status_frame(encode(view))):
                         return resp
             while True:
                 batches = [await sub.next(), *sub.drain()]
