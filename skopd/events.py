@@ -9,12 +9,13 @@ falls behind is dropped, and resumes from the store with `Last-Event-ID`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import collections
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
 
-SUBSCRIBER_QUEUE = 256  # batches; at 10 flushes a second, ~25 s of lag before a drop
+SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays the store
 _JSON = msgspec.json.Encoder()
 
 
@@ -74,35 +75,59 @@ class Batch(msgspec.Struct, frozen=True):
     done: bool = False  # holds the job's last event
 
 
+Sink = Callable[[bytes], bool]  # writes a block to the client now; False: the client is gone
+
+
 class Subscription:
+    """One stream's place on the bus. While the stream replays the store, batches wait in a
+    bounded queue; once it is live, each batch is written to the client's socket right in
+    `publish`, so a thousand subscribers cost a thousand buffered writes per flush and no
+    task switches. A client whose unsent data passes a bound is cut off: it resumes from the
+    store with Last-Event-ID."""
+
     def __init__(self, key: str, size: int = SUBSCRIBER_QUEUE) -> None:
         self.key = key
-        self.queue: asyncio.Queue[Batch | None] = asyncio.Queue(size)
         self.dropped = False
+        self.last = 0
+        self._waiting: collections.deque[Batch] = collections.deque()
+        self._size = size
+        self._sink: Sink | None = None
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def offer(self, batch: Batch) -> None:
-        if self.dropped:
+        if self.ended.done():
             return
-        try:
-            self.queue.put_nowait(batch)
-        except asyncio.QueueFull:
+        if self._sink is None:
+            if len(self._waiting) >= self._size:
+                self.end(dropped=True)
+            else:
+                self._waiting.append(batch)
+            return
+        self._deliver(batch, self._sink)
+
+    def go_live(self, sink: Sink, last: int) -> None:
+        """After the replay up to `last`: send what queued meanwhile, then every batch at once."""
+        self.last = last
+        while self._waiting and not self.ended.done():
+            self._deliver(self._waiting.popleft(), sink)
+        self._sink = sink
+
+    def _deliver(self, batch: Batch, sink: Sink) -> None:
+        if batch.last_seq and batch.last_seq <= self.last:
+            return  # a batch is committed whole: the replay had all of it
+        if not sink(batch.payload):
             self.end(dropped=True)
+            return
+        self.last = batch.last_seq or self.last
+        if batch.done:
+            self.end()
 
     def end(self, dropped: bool = False) -> None:
-        """Wake the reader with the end marker; what was queued is discarded."""
         self.dropped = self.dropped or dropped
-        while not self.queue.empty():
-            self.queue.get_nowait()
-        self.queue.put_nowait(None)
-
-    async def next(self) -> Batch | None:
-        return await self.queue.get()
-
-    def drain(self) -> list[Batch | None]:
-        items: list[Batch | None] = []
-        while not self.queue.empty():
-            items.append(self.queue.get_nowait())
-        return items
+        self._waiting.clear()
+        self._sink = None
+        if not self.ended.done():
+            self.ended.set_result(None)
 
 
 class EventBus:

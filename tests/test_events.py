@@ -224,12 +224,38 @@ async def test_shutdown_ends_open_streams_at_once(
 
 
 async def test_a_subscriber_that_falls_behind_is_dropped() -> None:
-    bus = EventBus()
-    sub: Subscription = bus.subscribe_job("job_x")
-    sub.queue = asyncio.Queue(2)
+    # While its stream replays the store, batches wait, up to a bound.
+    replaying = Subscription("job_x", size=2)
     for n in range(3):
-        sub.offer(Batch(n + 1, b"x"))
-    assert sub.dropped
-    assert await sub.next() is None  # the stream ends; the client resumes from the store
+        replaying.offer(Batch(n + 1, b"x"))
+    assert replaying.dropped
+    assert replaying.ended.done()  # the stream ends; the client resumes from the store
+
+    # Live: a client that takes no more is cut off at once.
+    written: list[bytes] = []
+
+    def slow(payload: bytes) -> bool:
+        written.append(payload)
+        return len(written) < 2
+
+    live = Subscription("job_y")
+    live.go_live(slow, last=0)
+    for n, payload in enumerate((b"a", b"b", b"c"), 1):
+        live.offer(Batch(n, payload))
+    assert written == [b"a", b"b"]
+    assert live.dropped
+
+
+async def test_live_delivery_skips_what_the_replay_sent_and_ends_at_done() -> None:
+    bus = EventBus()
+    sub = bus.subscribe_job("job_z")
+    sub.offer(Batch(3, b"replayed"))  # published while the stream was reading the store
+    sub.offer(Batch(5, b"new"))
+    written: list[bytes] = []
+    sub.go_live(lambda p: written.append(p) is None, last=3)
+    sub.offer(Batch(6, b"done", done=True))
+    sub.offer(Batch(7, b"after"))
+    assert written == [b"new", b"done"]
+    assert sub.ended.done() and not sub.dropped
     bus.unsubscribe(sub)
     assert bus.subscribers() == 0

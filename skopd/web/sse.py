@@ -6,7 +6,10 @@ follows the live tail, skipping batches the replay already covered: no gap, no d
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import weakref
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import msgspec
@@ -14,7 +17,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from skopd.errors import BadRequest, NotFound, Unauthorized
-from skopd.events import Subscription, encode, status_frame
+from skopd.events import Sink, Subscription, encode, status_frame
 from skopd.models import JobStatus, StatusResponse, status_view
 from skopd.store import Store
 from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
@@ -25,6 +28,7 @@ RETRY_MS = 2000
 PING_S = 15.0
 SEND_TIMEOUT_S = 30.0
 REPLAY_PAGE = 1000
+MAX_UNSENT_BYTES = 512 * 1024
 
 STREAMS: web.AppKey[weakref.WeakSet[EventSourceResponse]] = web.AppKey("streams")
 routes = web.RouteTableDef()
@@ -88,14 +92,9 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     await _owned_job(request, job_id)
     last = _last_event_id(request)
     bus, store = request.app[BUS], request.app[STORE]
-    sub = bus.subscribe_job(job_id)
+    sub = bus.subscribe_job(job_id)  # before the replay: what is published meanwhile waits
     try:
-        async with sse_response(
-            request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S
-        ) as resp:
-            request.app[STREAMS].add(resp)
-            if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
-                return resp
+        async with _open(request) as resp:
             last = await _replay(resp, store, job_id, last)
             if last < 0:
                 return resp
@@ -104,10 +103,19 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                 # Ended: its `done` is stored, perhaps after the first replay's read.
                 await _replay(resp, store, job_id, last)
                 return resp
-            await _follow(resp, sub, last)
+            sub.go_live(_sink(request), last)
+            await _until_over(resp, sub)
             return resp
     finally:
         bus.unsubscribe(sub)
+
+
+@contextlib.asynccontextmanager
+async def _open(request: web.Request) -> AsyncIterator[EventSourceResponse]:
+    async with sse_response(request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S) as resp:
+        request.app[STREAMS].add(resp)
+        await resp.write(b"retry: %d\n\n" % RETRY_MS)  # also sends the headers
+        yield resp
 
 
 async def _replay(resp: EventSourceResponse, store: Store, job_id: str, last: int) -> int:
@@ -123,27 +131,33 @@ async def _replay(resp: EventSourceResponse, store: Store, job_id: str, last: in
             return -1
 
 
-async def _follow(resp: EventSourceResponse, sub: Subscription, last: int) -> None:
-    """The live tail, until `done`, a drop (too slow: resume with Last-Event-ID) or shutdown."""
-    while True:
-        batches = [await sub.next(), *sub.drain()]
-        chunks: list[bytes] = []
-        ended = False
-        for batch in batches:
-            if batch is None:
-                ended = True
-                break
-            if batch.last_seq <= last:
-                continue  # a whole batch is committed at once: the replay had all of it
-            chunks.append(batch.payload)
-            last = batch.last_seq
-            if batch.done:
-                ended = True
-                break
-        if chunks and not await _write(resp, b"".join(chunks)):
-            return
-        if ended:
-            return
+def _sink(request: web.Request) -> Sink:
+    """Writes a block straight to the client's socket, framed as an HTTP/1.1 chunk (SSE
+    responses are chunked). A client with more than MAX_UNSENT_BYTES not yet taken is too
+    slow: it is cut off, to resume from the store, so it can neither grow our memory nor
+    slow anyone else."""
+    transport = request.transport
+
+    def write(payload: bytes) -> bool:
+        if transport is None or transport.is_closing():
+            return False
+        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+            transport.abort()
+            return False
+        transport.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        return True
+
+    return write
+
+
+async def _until_over(resp: EventSourceResponse, sub: Subscription) -> None:
+    """Until `done` was sent, the subscriber was dropped, the daemon stops, or the client left
+    (the response's ping notices that)."""
+    gone = asyncio.ensure_future(resp.wait())
+    try:
+        await asyncio.wait([sub.ended, gone], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
 
 
 @routes.get("/scrape/events")
@@ -154,12 +168,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
     bus, store = request.app[BUS], request.app[STORE]
     sub = bus.subscribe_owner(owner)
     try:
-        async with sse_response(
-            request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S
-        ) as resp:
-            request.app[STREAMS].add(resp)
-            if not await _write(resp, b"retry: %d\n\n" % RETRY_MS):
-                return resp
+        async with _open(request) as resp:
             for status in (JobStatus.IN_PROGRESS, JobStatus.PENDING):
                 for job in await store.list_jobs(owner, status, 100, None):
                     snap = await store.snapshot(job.job_id)
@@ -168,13 +177,9 @@ async def all_events(request: web.Request) -> web.StreamResponse:
                     view = StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
                     if not await _write(resp, status_frame(encode(view))):
                         return resp
-            while True:
-                batches = [await sub.next(), *sub.drain()]
-                payload = b"".join(b.payload for b in batches if b is not None)
-                if payload and not await _write(resp, payload):
-                    return resp
-                if None in batches:
-                    return resp
+            sub.go_live(_sink(request), 0)
+            await _until_over(resp, sub)
+            return resp
     finally:
         bus.unsubscribe(sub)
 
