@@ -41,6 +41,7 @@ JOB_TIMEOUT_S = 3600
 FD_SPARE = 256  # the daemon's database, log, listening socket and crawl connections
 RESULT_WAIT_S = 300.0
 ERRORS_SHOWN = 3
+MAX_RESUMES = 50  # reconnections per subscriber before it gives up
 _T = TypeVar("_T")
 HANG_PATH = "hang"  # a start page that never answers: a job on it holds the only job slot
 
@@ -276,24 +277,37 @@ class Follow:
     done: bool = False
     connect_s: float = float("nan")
     error: str | None = None
+    resumes: int = 0  # reconnections with Last-Event-ID after the daemon cut the stream
 
 
 async def _follow(
     session: aiohttp.ClientSession, url: str, latencies: array[float], opened: asyncio.Event
 ) -> Follow:
-    """Read one stream until `done`; `opened` is set once the response headers are in."""
+    """Read one stream until `done`, resuming with Last-Event-ID when the daemon cuts it (it
+    drops subscribers that fall behind); `opened` is set once the first headers are in."""
     follow = Follow()
     asked = time.time()
     try:
-        async with session.get(url) as resp:
-            since = time.time()
-            follow.connect_s = since - asked
-            opened.set()
-            if resp.status != 200:
-                follow.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+        for _attempt in range(MAX_RESUMES + 1):
+            headers = {"Last-Event-ID": str(follow.last_id)} if follow.last_id else {}
+            try:
+                async with session.get(url, headers=headers) as resp:
+                    since = time.time()
+                    if follow.connect_s != follow.connect_s:  # NaN: the first connection
+                        follow.connect_s = since - asked
+                    opened.set()
+                    if resp.status != 200:
+                        follow.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+                        return follow
+                    await _read(resp, follow, since, latencies)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                follow.error = f"{type(exc).__name__}: {exc}"
+            if follow.done:
+                follow.error = None
                 return follow
-            await _read(resp, follow, since, latencies)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            follow.resumes += 1
+            await asyncio.sleep(0.2)
+    except ValueError as exc:
         follow.error = f"{type(exc).__name__}: {exc}"
     finally:
         opened.set()
@@ -304,7 +318,7 @@ async def _read(
     resp: aiohttp.ClientResponse, follow: Follow, since: float, latencies: array[float]
 ) -> None:
     # Locals, not attributes, in the loop: this process must keep up with ~1M events/s.
-    reader, count, last, in_order = SseReader(), 0, 0, True
+    reader, count, last, in_order = SseReader(), follow.events, follow.last_id, follow.in_order
     try:
         async for chunk in resp.content.iter_any():
             now = time.time()
@@ -338,6 +352,7 @@ class LoadResult:
     errors: list[str]
     latencies_s: array[float]  # live page events: received - fetched_at
     cpu_s: float = 0.0  # the subscribers' processes, for this run
+    resumes: int = 0  # reconnections with Last-Event-ID, all subscribers together
 
     def add(self, other: LoadResult) -> None:
         self.follows += other.follows
@@ -345,6 +360,7 @@ class LoadResult:
         self.errors += other.errors
         self.latencies_s += other.latencies_s
         self.cpu_s += other.cpu_s
+        self.resumes += other.resumes
 
 
 async def _fan_out(url: str, subscribers: int, all_open: Queue[int]) -> LoadResult:
@@ -360,6 +376,7 @@ async def _fan_out(url: str, subscribers: int, all_open: Queue[int]) -> LoadResu
         follows = await asyncio.gather(*tasks)
     return LoadResult(
         follows=[(f.events, f.last_id, f.in_order, f.done) for f in follows],
+        resumes=sum(f.resumes for f in follows),
         connects_s=[f.connect_s for f in follows if f.error is None],
         errors=[f.error for f in follows if f.error is not None],
         latencies_s=latencies,
@@ -503,6 +520,7 @@ def _report_load(load: LoadResult, subscribers: int) -> None:
     _row("  events per subscriber", f"min {min(counts)}, max {max(counts)} (job's total {total})")
     exact = sum(ordered and done and last == total for _, last, ordered, done in load.follows)
     _row("  got every event exactly once", f"{exact} of {subscribers}  (target: all)")
+    _row("  resumed with Last-Event-ID", f"{load.resumes} times (cut off for falling behind)")
     if load.errors:
         _row("  subscriber errors", f"{len(load.errors)}, e.g. {load.errors[:ERRORS_SHOWN]}")
     latencies = sorted(load.latencies_s)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -12,7 +14,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd.crawl.recorder import Recorder
 from skopd.events import Batch, EventBus, Subscription
+from skopd.models import Job, JobStatus, Parameters, utcnow
+from skopd.store import ProgressBatch, Store
 from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -259,3 +264,45 @@ async def test_live_delivery_skips_what_the_replay_sent_and_ends_at_done() -> No
     assert sub.ended.done() and not sub.dropped
     bus.unsubscribe(sub)
     assert bus.subscribers() == 0
+
+
+async def test_a_flush_cancelled_mid_write_still_publishes_in_order(tmp_path: Path) -> None:
+    """The periodic flusher is cancelled when a job ends, perhaps in the middle of a write:
+    what it committed must still reach live streams, before the final flush's events."""
+    store = Store(tmp_path / "x.db")
+    await store.open()
+    try:
+        bus = EventBus()
+        job = Job(
+            job_id="job_flush", owner="", website="http://x.org/", prompt="minutes of 2024",
+            parameters=Parameters(), status=JobStatus.PENDING, message="", created_at=utcnow(),
+        )  # fmt: skip
+        await store.insert_job(job)
+        rec = Recorder(store, bus, job, next_seq=1)
+        sub = bus.subscribe_job(job.job_id)
+        seen: list[int] = []
+        sub.go_live(lambda p: seen.extend(int(x) for x in re.findall(rb"id: (\d+)", p)) is None, 0)
+
+        release = asyncio.Event()
+        real = store.record_progress
+
+        async def slow(job_id: str, batch: ProgressBatch) -> None:
+            await release.wait()
+            await real(job_id, batch)
+
+        store.record_progress = slow  # type: ignore[method-assign]
+        rec.warning("first")
+        flusher = asyncio.create_task(rec.flush())
+        await asyncio.sleep(0.05)
+        flusher.cancel()
+        rec.update(status=JobStatus.COMPLETED, message="done")
+        final = asyncio.create_task(rec.flush())
+        await asyncio.sleep(0.05)
+        release.set()
+        await asyncio.gather(flusher, return_exceptions=True)
+        await final
+        assert seen == list(range(1, len(seen) + 1))
+        assert len(seen) >= 3  # warning, status, done
+        assert [seq for seq, _, _ in await store.events_after(job.job_id, 0)] == seen
+    finally:
+        await store.close()

@@ -266,8 +266,18 @@ class Recorder:
             batch, self._batch = self._batch, ProgressBatch()
             self._dirty = False
             batch.job_fields = {name: getattr(self.job, name) for name in _LIVE_FIELDS}
-            await self.store.record_progress(self.job.job_id, batch)
-            self.bus.publish(self.job.job_id, self.job.owner, batch.events)
+            # Committed events must be published, and in order: a flush cancelled half way
+            # (the periodic flusher stops when the job ends) still finishes, lock held.
+            write = asyncio.ensure_future(self._write(batch))
+            try:
+                await asyncio.shield(write)
+            except asyncio.CancelledError:
+                await write
+                raise
+
+    async def _write(self, batch: ProgressBatch) -> None:
+        await self.store.record_progress(self.job.job_id, batch)
+        self.bus.publish(self.job.job_id, self.job.owner, batch.events)
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
         while True:
