@@ -280,8 +280,12 @@ class Recorder:
         self.bus.publish(self.job.job_id, self.job.owner, batch.events)
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
+        """Flush at a fixed rate: the time a flush takes is not added to the period."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            due = max(due + interval, loop.time())
+            await asyncio.sleep(due - loop.time())
             await self.flush()
 
 

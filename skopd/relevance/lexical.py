@@ -4,6 +4,10 @@ A candidate's fields are read in three tiers. The link itself (text, title attri
 name) is the strongest; the heading, the enclosing row or paragraph and the document's own
 text come next; the page title and URL path last. When the link text says nothing ("PDF",
 "Download") the enclosing row usually holds the title, so it is promoted to the first tier.
+
+Every word of a prompt is there for a reason: a candidate must say the kind of document
+asked for ("minutes") and more than half of the words that narrow it ("harbour district"),
+or it scores far below the threshold however strongly it says the rest.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from skopd.relevance.text import (
     GENERIC,
     SIZE_UNITS,
     content_words,
+    first_kinds_in,
     is_generic_text,
     is_generic_word,
     kinds_in,
     months_in,
+    period_years,
     split_camel,
     words,
     years_in,
@@ -31,26 +37,37 @@ from skopd.relevance.text import (
 
 _FIELD_LIMIT: Final = 600  # context beyond this is the rest of the page, not the row
 _DOC_TEXT_LIMIT: Final = 2000
+_TITLE_LIMIT: Final = 200  # a field this short is a title: its own years name its period
 _PHRASE_SHARE: Final = 0.15
 _NO_TERMS: Final = 0.5  # relevance when the prompt names only years or types
 _IN_RANGE: Final = (1.0, 1.0, 0.9)  # by tier: a date where it was asked for
 _OUT_OF_RANGE: Final = (0.08, 0.08, 0.3)  # by tier: only other dates
 _UNDATED: Final = 0.75
 _FULL: Final = 0.7  # match quality that counts as saying a word (see Plan.matches)
-_KIND_MISSING: Final = 0.5
-_OTHER_KIND: Final = 0.15
-_OTHER_TYPE: Final = 0.5
+_FLOOR: Final = 0.02  # the completeness factor when none of the narrowing words is said
+_OTHER_KIND: Final = 0.05  # the nearest description names another kind ("Agenda")
+_KIND_UNSAID: Final = 0.2  # nothing names a kind: the link may just not say
+_KIND_UNSAID_READ: Final = 0.05  # ... not even the document's own first lines
+_OTHER_TYPE: Final = 0.08  # asked for spreadsheets, this is a PDF: as bad as another year
 _UNKNOWN_TYPE: Final = 0.7
 _NAME_LIMIT: Final = 200
 _CONTEXT_NAME_LIMIT: Final = 150
 _SEGMENTS: Final = re.compile(r"\s*(?:\||\t|\n|•|·)\s*")
 _FILE_LIKE: Final = re.compile(r"\S+\.[A-Za-z][A-Za-z0-9]{1,4}|\S*_\S*")
+# "allow about 40 minutes": a duration, not the minutes of a meeting.
+_DURATION: Final = re.compile(r"\b\d+(?:\s*(?:-|–|to)\s*\d+)?\s*minutes?\b", re.IGNORECASE)
 
 
 class _Field(NamedTuple):
     text: str
     weight: float  # how much a term found here counts
     tier: int  # 0 the link itself, 1 its surroundings, 2 the page; dates decide by tier
+    names: int = 0  # the first of these tiers that names any kind of document says its kind
+
+
+# Kind tiers: link text and title (or the row of a generic link), file name, row, the
+# document's first words, heading, page.
+_LINK, _FILE, _ROW, _DOC, _HEADING, _PAGE = range(6)
 
 
 def _url_path(url: str) -> str:
@@ -61,82 +78,157 @@ def _url_path(url: str) -> str:
 
 def _fields(cand: Candidate) -> list[_Field]:
     promoted = is_generic_text(cand.text)
+    row = _Field(cand.context[:_FIELD_LIMIT], 0.75, 1, _ROW)
     return [
-        _Field(cand.text, 1.0, 0),
-        _Field(cand.title, 1.0, 0),
-        _Field(split_camel(cand.filename), 1.0, 0),
-        _Field(cand.context[:_FIELD_LIMIT], 0.9 if promoted else 0.75, 0 if promoted else 1),
-        _Field(cand.heading[:_FIELD_LIMIT], 0.75, 1),
-        _Field(cand.doc_text[:_DOC_TEXT_LIMIT], 0.75, 1),
-        _Field(cand.page_title[:_FIELD_LIMIT], 0.45, 2),
-        _Field(_url_path(cand.url), 0.45, 2),
+        _Field(cand.text, 1.0, 0, _LINK),
+        _Field(cand.title, 1.0, 0, _LINK),
+        _Field(split_camel(cand.filename), 1.0, 0, _FILE),
+        row._replace(weight=0.9, tier=0, names=_LINK) if promoted else row,
+        _Field(cand.heading[:_FIELD_LIMIT], 0.75, 1, _HEADING),
+        _Field(cand.doc_text[:_DOC_TEXT_LIMIT], 0.75, 1, _DOC),
+        _Field(cand.page_title[:_FIELD_LIMIT], 0.45, 2, _PAGE),
+        _Field(_url_path(cand.url), 0.45, 2, _PAGE),
     ]
 
 
-def _relevance(plan: Plan, fields: list[_Field]) -> tuple[float, float]:
-    """Weighted term coverage blended with phrase matches, and a factor for the kind of
-    document: 1 when a kind the prompt names ("minutes") is there, lower when it is missing,
-    lowest when the link itself names another kind ("Agenda" for a minutes prompt)."""
-    strength = [0.0] * len(plan.groups)
-    quality = [0.0] * len(plan.groups)
-    wanted_on_link = False
-    kinds_on_link: set[int] = set()
+class _Evidence(NamedTuple):
+    strength: list[float]  # per group: the best field weight x match quality
+    said: list[bool]  # per group: said fully somewhere (or implied by the kind said)
+    phrases: float  # share of the prompt's phrases found, field-weighted
+    kind: float  # 1, or lower when another kind or none is named
+
+
+def _evidence(plan: Plan, fields: list[_Field]) -> _Evidence:
+    groups = plan.groups
+    strength = [0.0] * len(groups)
+    quality = [0.0] * len(groups)
     phrase_strength: dict[str, float] = {}
+    named: list[set[int]] = [set() for _ in range(_PAGE + 1)]
+    wanted = {g.concept for g in groups if g.kind and g.concept is not None}
     for field in fields:
         if not field.text:
             continue
-        stems = content_words(field.text)
+        stems = content_words(_without_durations(field.text))
         found, phrases = plan.matches(stems)
-        for group, q in found.items():
-            strength[group] = max(strength[group], q * field.weight)
-            quality[group] = max(quality[group], q)
-            wanted_on_link |= field.tier == 0 and plan.groups[group].kind and q >= _FULL
-        if field.tier == 0:
-            kinds_on_link |= kinds_in(stems)
+        for index, q in found.items():
+            strength[index] = max(strength[index], q * field.weight)
+            quality[index] = max(quality[index], q)
+        if wanted:
+            named[field.names] |= _kinds(plan, field, stems, found)
         for phrase in phrases:
             phrase_strength[phrase] = max(phrase_strength.get(phrase, 0.0), field.weight)
-    if not plan.groups:
-        return _NO_TERMS, 1.0
-    weights = [g.weight for g in plan.groups]
-    coverage = sum(w * s for w, s in zip(weights, strength, strict=True)) / sum(weights)
-    if plan.phrases:
-        phrase_part = sum(phrase_strength.values()) / len(plan.phrases)
-        coverage = (1 - _PHRASE_SHARE) * coverage + _PHRASE_SHARE * phrase_part
-    wanted = {g.concept for g in plan.groups if g.kind}
+    said = [q >= _FULL for q in quality]
+    for index, group in enumerate(groups):
+        # "meeting" in "meeting minutes" describes the kind: said with it, or not at all.
+        if (kind := group.implied_by) is not None:
+            said[index] = said[kind]
+            strength[index] = max(strength[index], strength[kind]) if said[kind] else 0.0
+    phrase_share = sum(phrase_strength.values()) / len(plan.phrases) if plan.phrases else 0.0
+    return _Evidence(strength, said, phrase_share, _kind_factor(wanted, named, fields))
+
+
+def _without_durations(text: str) -> str:
+    # The substring test spares most texts a case-insensitive scan.
+    if "inute" not in text and "INUTE" not in text:
+        return text
+    return _DURATION.sub(" ", text)
+
+
+def _kinds(plan: Plan, field: _Field, stems: list[str], found: dict[int, float]) -> set[int]:
+    """The kinds of document one field names; a document's text names its own first."""
+    if field.names == _DOC:
+        return first_kinds_in(stems)
+    kinds = kinds_in(stems)
+    for group, q in found.items():  # the prompt's own spelling of a kind, too
+        concept = plan.groups[group].concept
+        if plan.groups[group].kind and q >= _FULL and concept is not None:
+            kinds.add(concept)
+    return kinds
+
+
+def _kind_factor(wanted: set[int], named: list[set[int]], fields: list[_Field]) -> float:
+    """1 when the most specific description naming any kind of document names a wanted one,
+    low when it names only others ("Agenda" for minutes), lower when nothing names one."""
     if not wanted:
-        return coverage, 1.0
-    if kinds_on_link - wanted and not wanted_on_link:
-        return coverage, _OTHER_KIND
-    kinds = [q for g, q in zip(plan.groups, quality, strict=True) if g.kind]
-    return coverage, 1.0 if max(kinds) >= _FULL else _KIND_MISSING
+        return 1.0
+    for kinds in named:
+        if kinds:
+            return 1.0 if kinds & wanted else _OTHER_KIND
+    read = any(f.text for f in fields if f.names == _DOC)
+    return _KIND_UNSAID_READ if read else _KIND_UNSAID
+
+
+def _completeness(share: float) -> float:
+    """Near zero up to half of the narrowing words said, then rising to 1 for all."""
+    return _FLOOR * (1 + share) + (1 - 2 * _FLOOR) * max(0.0, 2 * share - 1)
+
+
+def _relevance(plan: Plan, fields: list[_Field], type_said: bool | None) -> float:
+    """How strongly the candidate says what it says, times how much of the prompt that is:
+    all of the kind and more than half of the narrowing words, or next to nothing.
+    ``type_said``: whether it is of the file type asked for (None: none asked, or unknown)."""
+    if not plan.groups:
+        return _NO_TERMS
+    ev = _evidence(plan, fields)
+    said_weight = said_strength = 0.0
+    narrowing: list[tuple[float, bool]] = []
+    for group, strength, said in zip(plan.groups, ev.strength, ev.said, strict=True):
+        if said:
+            said_weight += group.weight
+            said_strength += group.weight * strength
+        if not group.kind and group.implied_by is None:
+            narrowing.append((group.weight, said))
+    if type_said is not None:  # "spreadsheets" is a word of the prompt a file type can say
+        narrowing.append((1.0, type_said))
+        said_weight += type_said
+        said_strength += type_said
+    if said_weight <= 0.0:
+        return 0.0
+    total = sum(w for w, _ in narrowing)
+    share = sum(w for w, said in narrowing if said) / total if total else 1.0
+    strength = said_strength / said_weight
+    if plan.phrases:
+        strength = (1 - _PHRASE_SHARE) * strength + _PHRASE_SHARE * ev.phrases
+    return strength * _completeness(share) * ev.kind
 
 
 def _date_factor(
-    fields: list[_Field], found_in: Callable[[str], set[int]], wanted: Callable[[int], bool]
+    fields: list[_Field],
+    found_in: Callable[[str], set[int]],
+    wanted: Callable[[int], bool],
+    on_link: Callable[[str], set[int]] | None = None,
 ) -> float:
     """1 for a wanted date, far less when the candidate is dated otherwise, a little less
-    when undated; the most specific tier that mentions a date decides."""
+    when undated; the most specific tier that mentions a date decides. ``on_link`` reads
+    the link's own fields instead of ``found_in`` (they are titles: see period_years)."""
     for tier in range(3):
+        read = on_link if tier == 0 and on_link is not None else found_in
         found: set[int] = set()
         for field in fields:
             if field.tier == tier and field.text:
-                found |= found_in(field.text)
+                found |= read(field.text)
         if found:
             hit = any(wanted(v) for v in found)
             return _IN_RANGE[tier] if hit else _OUT_OF_RANGE[tier]
     return _UNDATED
 
 
+def _title_years(text: str) -> set[int]:
+    return period_years(text) if len(text) <= _TITLE_LIMIT else years_in(text)
+
+
 def score_candidate(query: Query, cand: Candidate) -> float:
     """How well a candidate document answers the query, 0..1 (0.1 is the usual threshold)."""
     plan = plan_for(query)
     fields = _fields(cand)
-    relevance, kind_factor = _relevance(plan, fields)
-    if relevance <= 0.0:
+    type_said = None
+    if query.doc_types and cand.doc_type:
+        type_said = cand.doc_type in query.doc_types
+    score = _relevance(plan, fields, type_said)
+    if score <= 0.0:
         return 0.0
-    score = relevance * kind_factor
     if query.has_year_filter:
-        score *= _date_factor(fields, years_in, query.wants_year)
+        score *= _date_factor(fields, years_in, query.wants_year, _title_years)
     if query.months:
         score *= _date_factor(fields, months_in, query.months.__contains__)
     if query.doc_types and cand.doc_type not in query.doc_types:

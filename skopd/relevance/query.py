@@ -66,12 +66,9 @@ _TYPE_WORDS: Final[dict[str, tuple[str, ...]]] = {
         _SHEETS,
     ),
     **dict.fromkeys("word doc docx odt rtf worddokument worddokumente".split(), _WORDPROC),
-    **dict.fromkeys(
-        "presentation presentations slides slide powerpoint ppt pptx odp prasentation"
-        " prasentationen praesentation praesentationen folien diapositives diapositivas"
-        " presentaciones presentatie presentaties presentazione presentazioni".split(),
-        _SLIDES,
-    ),
+    # "presentations" and "slides" name a kind of document, often published as a PDF: they
+    # stay search terms (see CONCEPTS) and ask for no file type.
+    **dict.fromkeys("powerpoint ppt pptx odp".split(), _SLIDES),
     "pdf": ("pdf",),
     "pdfs": ("pdf",),
     "csv": ("csv",),
@@ -323,6 +320,8 @@ class Group:
     kind: bool  # names a kind of document ("minutes"), not a qualifier ("board")
     weight: float  # kinds weigh more: "minutes" matters more than "board" in "board minutes"
     pairs: tuple[tuple[str, str], ...]  # two-word spellings, for partial matches
+    # The kind group that says this qualifier by itself ("meeting" for "meeting minutes").
+    implied_by: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,15 +340,31 @@ class Plan:
     link_words: dict[str, tuple[int, str]] = field(default_factory=dict)
     stem_groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
     link_scores: dict[int, float] = field(default_factory=dict)
+    said_groups: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def groups_of(self, stem: str) -> tuple[int, ...]:
-        """Groups a single stem says, as itself or as part of a compound ("haushaltsplan")."""
+        """Groups a single stem says, as itself or as part of a compound ("haushaltsplan");
+        a path segment may say them either way."""
         found = self.stem_groups.get(stem)
         if found is None:
             found = self.words.get(stem, ())
             for part in self.compounds.parts(stem):
                 found += self.words[part]
             _remember(self.stem_groups, stem, found)
+        return found
+
+    def said_by(self, stem: str) -> tuple[int, ...]:
+        """Groups a stem says about a document: a compound's head only qualifies it, so it
+        says no kind ("Haushaltsauflösung" is about a household, not a budget)."""
+        found = self.said_groups.get(stem)
+        if found is None:
+            found = self.words.get(stem, ())
+            tail, head = self.compounds.split(stem)
+            if tail:
+                found += self.words[tail]
+            if head:
+                found += tuple(i for i in self.words[head] if not self.groups[i].kind)
+            _remember(self.said_groups, stem, found)
         return found
 
     def matches(self, stems: list[str]) -> tuple[dict[int, float], set[str]]:
@@ -359,7 +374,7 @@ class Plan:
         phrases: set[str] = set()
         prev = ""
         for stem in stems:
-            hit = self.groups_of(stem)
+            hit = self.said_by(stem)
             if prev in self.firsts:
                 bigram = f"{prev} {stem}"
                 hit += self.pairs.get(bigram, ())
@@ -447,10 +462,18 @@ def _compile(query: Query) -> Plan:
     for concept, forms in zip(concepts, spellings, strict=True):
         kind = concept is not None and CONCEPTS[concept].kind
         two = tuple((f.split(" ")[0], f.split(" ")[1]) for f in sorted(forms) if " " in f)
-        groups.append(Group(concept, kind, 1.5 if kind else 1.0, two))
+        groups.append(Group(concept, kind, 1.5 if kind else 1.0, two, _implier(concept, keys)))
     phrases = frozenset(normal(p) for p in query.phrases)
     firsts = frozenset(p.split(" ")[0] for p in (*pairs, *phrases))
     return Plan(query, tuple(groups), words, pairs, phrases, Compounds(words), firsts)
+
+
+def _implier(concept: int | None, keys: dict[object, int]) -> int | None:
+    """The group of a kind in the prompt that says ``concept`` by itself, if any."""
+    for key, index in keys.items():
+        if isinstance(key, int) and concept in CONCEPTS[key].implies:
+            return index
+    return None
 
 
 @functools.lru_cache(maxsize=8)

@@ -212,6 +212,26 @@ def years_in(text: str) -> set[int]:
     return found
 
 
+_MONTH_NAMES: Final = "|".join(sorted(MONTHS, key=len, reverse=True))
+_DATED: Final = re.compile(
+    r"(?<!\d)(?:\d{1,2}[./-]\s?)?(?:0?[1-9]|1[0-2])[./-](?:19|20)\d\d(?!\d)"
+    r"|(?<!\d)(?:19|20)\d\d[-_./](?:0[1-9]|1[0-2])(?:[-_./](?:0[1-9]|[12]\d|3[01]))?(?!\d)"
+    r"|(?<!\d)(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?!\d)"
+    rf"|\b(?:\d{{1,2}}(?:st|nd|rd|th|er)?\.?\s+)?(?:{_MONTH_NAMES})\.?\s+(?:\d{{1,2}},?\s+)?"
+    r"(?:19|20)\d\d(?!\d)"
+)
+
+
+def period_years(text: str) -> set[int]:
+    """The years a title is about: "Annual Report 2021 – published March 2022" is 2021's,
+    "Full year 2022 results, 28 February 2023" is 2022's. Years written on their own win
+    over years inside a full date (when it was published or held) when a text has both."""
+    found = years_in(text)
+    if len(found) < 2:
+        return found
+    return years_in(_DATED.sub(" ", fold(text))) or found
+
+
 def months_in(text: str) -> set[int]:
     """Months a text mentions by name (six languages) or in a numeric date."""
     found = {MONTHS[w] for w in words(text) if w in MONTHS}
@@ -229,96 +249,147 @@ def months_in(text: str) -> set[int]:
 # ---------------------------------------------------------------- concepts
 
 # Each concept: a name, whether it names a *kind* of document (the thing the user wants
-# rather than a qualifier), and its spellings across languages. Several-word spellings
-# match as adjacent content words.
-_CONCEPTS: Final[tuple[tuple[str, bool, str], ...]] = (
+# rather than a qualifier), its spellings across languages, and the qualifiers a document of
+# that kind says by being one (minutes are of a meeting, a budget is annual). Several-word
+# spellings match as adjacent content words.
+_CONCEPTS: Final[tuple[tuple[str, bool, str, str], ...]] = (
     (
         "minutes",
         True,
         "minutes, protocol, protokoll, niederschrift, sitzungsprotokoll,"
         " procès-verbal, procès-verbaux, compte rendu, pv, notulen, acta, verbale, verbali",
+        "meeting",
     ),
     (
         "agenda",
         True,
         "agenda, tagesordnung, einladung, ordre du jour, orden del día, ordine del giorno",
+        "meeting",
     ),
     (
         "budget",
         True,
         "budget, haushalt, haushaltsplan, haushaltssatzung, presupuesto,"
         " begroting, bilancio di previsione",
+        "annual",
     ),
     (
         "annual report",
         True,
         "annual report, jahresbericht, geschäftsbericht, rapport annuel,"
         " rapport d'activité, informe anual, memoria anual, jaarverslag, relazione annuale",
+        "annual",
     ),
-    ("report", True, "report, bericht, rapport, informe, verslag, relazione"),
+    ("report", True, "report, bericht, rapport, informe, verslag, relazione", ""),
     (
         "financial statement",
         True,
         "financial statement, annual accounts, jahresabschluss,"
         " comptes annuels, états financiers, cuentas anuales, jaarrekening, rendiconto",
+        "annual",
     ),
     (
         "resolution",
         True,
         "resolution, decision, beschluss, délibération, décision,"
         " resolución, acuerdo, besluit, delibera, deliberazione",
+        "",
     ),
     (
         "regulation",
         True,
         "regulation, bylaw, ordinance, statute, satzung, verordnung,"
-        " règlement, ordonnance, arrêté, reglamento, ordenanza, verordening, regolamento",
+        " règlement, reglamento, ordenanza, verordening, regolamento",
+        "",
     ),
-    ("plan", True, "plan, planung, plano"),
-    ("contract", True, "contract, vertrag, contrat, contrato, overeenkomst, contratto"),
-    ("newsletter", True, "newsletter, bulletin, rundbrief, boletín, nieuwsbrief, notiziario"),
+    (
+        "order",
+        True,
+        "order, decree, anordnung, verfügung, allgemeinverfügung, erlass, arrêté,"
+        " ordonnance, decreto, beschikking, ordinanza",
+        "",
+    ),
+    (
+        "notice",
+        True,
+        "notice, public notice, official notice, bekanntmachung, amtliche bekanntmachung,"
+        " öffentliche bekanntmachung, avis, avis public, aviso, edicto, bekendmaking,"
+        " kennisgeving, avviso, avviso pubblico",
+        "",
+    ),
+    (
+        "application",
+        True,
+        "application, antrag, bauantrag, solicitud, aanvraag, domanda, istanza",
+        "",
+    ),
+    ("plan", True, "plan, planung, plano", ""),
+    ("contract", True, "contract, vertrag, contrat, contrato, overeenkomst, contratto", ""),
+    ("newsletter", True, "newsletter, bulletin, rundbrief, boletín, nieuwsbrief, notiziario", ""),
     (
         "press release",
         True,
         "press release, pressemitteilung, communiqué de presse,"
         " nota de prensa, persbericht, comunicato stampa",
+        "",
     ),
     (
         "policy",
         True,
         "policy, richtlinie, leitlinie, politique, política, beleid, guideline, leitfaden",
+        "",
     ),
-    ("form", True, "form, formular, antrag, formulaire, formulario, formulier, modulo"),
-    ("annual", False, "annual, yearly, jahres, jährlich, annuel, anual, jaarlijks, annuale"),
+    (
+        "form",
+        True,
+        "form, formular, formulaire, formulario, formulier, modulo,"
+        " questionnaire, fragebogen, cuestionario, vragenlijst, questionario",
+        "",
+    ),
+    # A kind of document, but the word also means "overview" ("Présentation du budget"),
+    # so a presentation never counts against a document as being another kind.
+    (
+        "presentation",
+        False,
+        "presentation, präsentation, slides, slide deck, folie, folien, diaporama,"
+        " diapositives, presentatie, presentación, presentazione, pptx, ppt, odp, powerpoint",
+        "",
+    ),
+    ("annual", False, "annual, yearly, jahres, jährlich, annuel, anual, jaarlijks, annuale", ""),
     (
         "financial",
         False,
         "financial, finance, finanz, finanzen, financier, financière,"
         " financiero, financieel, finanziario",
+        "",
     ),
     (
         "meeting",
         False,
         "meeting, session, sitzung, versammlung, séance, réunion, sesión,"
         " vergadering, riunione, seduta",
+        "",
     ),
     (
         "council",
         False,
         "council, gemeinderat, stadtrat, kreistag, conseil, conseil municipal,"
         " ayuntamiento, pleno, gemeenteraad, raad, consiglio, consiglio comunale",
+        "",
     ),
     (
         "board",
         False,
         "board, board of directors, vorstand, aufsichtsrat, verwaltungsrat,"
         " conseil d'administration, junta directiva, bestuur, consiglio di amministrazione",
+        "",
     ),
     (
         "committee",
         False,
         "committee, ausschuss, kommission, commission, comité, comisión,"
         " commissie, comitato, commissione",
+        "",
     ),
 )
 
@@ -329,6 +400,7 @@ class Concept:
     kind: bool
     words: frozenset[str]
     pairs: frozenset[str]
+    implies: frozenset[int]  # indexes of the qualifier concepts a document of this kind says
 
 
 def normal(phrase: str) -> str:
@@ -336,8 +408,9 @@ def normal(phrase: str) -> str:
 
 
 def _load_concepts() -> tuple[Concept, ...]:
+    index = {name: i for i, (name, *_) in enumerate(_CONCEPTS)}
     out = []
-    for name, kind, spellings in _CONCEPTS:
+    for name, kind, spellings, implies in _CONCEPTS:
         forms = {normal(s) for s in spellings.split(",")} - {""}
         out.append(
             Concept(
@@ -345,6 +418,7 @@ def _load_concepts() -> tuple[Concept, ...]:
                 kind,
                 frozenset(f for f in forms if " " not in f),
                 frozenset(f for f in forms if " " in f),
+                frozenset(index[n] for n in implies.split()),
             )
         )
     return tuple(out)
@@ -376,15 +450,17 @@ class Compounds:
 
     def parts(self, word: str) -> list[str]:
         """The longest known tail, then the longest known head, of ``word``."""
+        tail, head = self.split(word)
+        return [part for part in (tail, head) if part]
+
+    def split(self, word: str) -> tuple[str, str]:
+        """(longest known tail, longest known head) of ``word``, "" where there is none."""
         if len(word) < self.min_length or self._heads is None or self._tails is None:
-            return []
+            return "", ""
         limit = len(word) - _AFFIX_REST
-        found = []
-        if tail := self._tails.match(word[::-1], 0, limit):
-            found.append(tail.group()[::-1])
-        if head := self._heads.match(word, 0, limit):
-            found.append(head.group())
-        return found
+        tail = self._tails.match(word[::-1], 0, limit)
+        head = self._heads.match(word, 0, limit)
+        return (tail.group()[::-1] if tail else ""), (head.group() if head else "")
 
 
 _CONCEPT_PARTS: Final = Compounds(_SPELLING)
@@ -414,7 +490,9 @@ _KIND_CACHE: dict[str, tuple[int, ...]] = {}
 def _kinds_of(stem: str) -> tuple[int, ...]:
     found = _KIND_CACHE.get(stem)
     if found is None:
-        forms = (stem, *_KIND_PARTS.parts(stem))
+        # Only the tail of a compound names what it is: a "Haushaltsauflösung" is a
+        # dissolution (of a household), a "Sitzungsprotokoll" is minutes.
+        forms = (stem, _KIND_PARTS.split(stem)[0])
         found = _KIND_CACHE[stem] = tuple(_KIND_WORDS[f] for f in forms if f in _KIND_WORDS)
         if len(_KIND_CACHE) > 50_000:
             _KIND_CACHE.clear()
@@ -431,3 +509,17 @@ def kinds_in(stems: list[str]) -> set[int]:
             found.add(kind)
         prev = stem
     return found
+
+
+def first_kinds_in(stems: list[str]) -> set[int]:
+    """The kinds named first in a run of stems: a document's text starts with its title
+    ("Agenda ... 3. Minutes of the previous meeting" is an agenda)."""
+    prev = ""
+    for stem in stems:
+        found = set(_kinds_of(stem))
+        if prev in _KIND_FIRSTS and (kind := _KIND_WORDS.get(f"{prev} {stem}")) is not None:
+            found.add(kind)
+        if found:
+            return found
+        prev = stem
+    return set()
