@@ -242,9 +242,12 @@ class Store:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        # Snapshots hold a read transaction open across several queries: on a connection of
+        # their own, or every other read interleaved with one would see its stale view.
+        self._snapshots: aiosqlite.Connection | None = None
         # Multi-statement writes from concurrent jobs must not interleave inside one transaction.
         self._lock = asyncio.Lock()
-        # A snapshot is BEGIN ... COMMIT on the shared reader: one at a time.
+        # A snapshot is BEGIN ... COMMIT on its own connection: one at a time.
         self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
@@ -252,6 +255,7 @@ class Store:
         self._writer = await self._connect()
         await self._migrate(self._writer)
         self._reader = await self._connect()
+        self._snapshots = await self._connect()
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
@@ -275,10 +279,10 @@ class Store:
             await conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
     async def close(self) -> None:
-        for conn in (self._reader, self._writer):
+        for conn in (self._snapshots, self._reader, self._writer):
             if conn is not None:
                 await conn.close()
-        self._reader = self._writer = None
+        self._snapshots = self._reader = self._writer = None
 
     @property
     def w(self) -> aiosqlite.Connection:
@@ -307,8 +311,10 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
-    async def get_job(self, job_id: str) -> Job | None:
-        async with self.r.execute("SELECT * FROM jobs WHERE job_id = ?", (job_id,)) as cur:
+    async def get_job(self, job_id: str, conn: aiosqlite.Connection | None = None) -> Job | None:
+        async with (conn or self.r).execute(
+            "SELECT * FROM jobs WHERE job_id = ?", (job_id,)
+        ) as cur:
             row = await cur.fetchone()
         return None if row is None else _job(row)
 
@@ -417,28 +423,29 @@ class Store:
         return await asyncio.shield(task)
 
     async def _snapshot(self, job_id: str, with_documents: bool) -> Snapshot | None:
+        conn = self._snapshots
+        assert conn is not None, "store is not open"
         async with self._read_lock:
-            await self.r.execute("BEGIN")
+            await conn.execute("BEGIN")
             try:
-                job = await self.get_job(job_id)
+                job = await self.get_job(job_id, conn)
                 if job is None:
                     return None
                 return Snapshot(
                     job=job,
-                    errors=await self.errors(job_id),
-                    warnings=await self.warnings(job_id),
-                    documents=await self.documents(job_id) if with_documents else [],
+                    errors=await self.errors(job_id, conn),
+                    warnings=await self.warnings(job_id, conn),
+                    documents=await self.documents(job_id, conn) if with_documents else [],
                 )
             finally:
-                await self.r.execute("COMMIT")
+                await conn.execute("COMMIT")
 
     async def events_after(
         self, job_id: str, after: int, limit: int = 1000
     ) -> list[tuple[int, str, bytes]]:
         """(seq, name, SSE frame) of the job's events after `after`, in order."""
         async with self.r.execute(
-            "SELECT seq, name, frame FROM events WHERE job_id = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
+            "SELECT seq, name, frame FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (job_id, after, limit),
         ) as cur:
             return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
@@ -448,8 +455,10 @@ class Store:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
-    async def documents(self, job_id: str) -> list[StoredDocument]:
-        async with self.r.execute(
+    async def documents(
+        self, job_id: str, conn: aiosqlite.Connection | None = None
+    ) -> list[StoredDocument]:
+        async with (conn or self.r).execute(
             "SELECT * FROM documents WHERE job_id = ? ORDER BY confidence_score DESC, rowid",
             (job_id,),
         ) as cur:
@@ -477,8 +486,10 @@ class Store:
 
     # -- errors and warnings ----------------------------------------------
 
-    async def errors(self, job_id: str) -> list[JobErrorInfo]:
-        async with self.r.execute(
+    async def errors(
+        self, job_id: str, conn: aiosqlite.Connection | None = None
+    ) -> list[JobErrorInfo]:
+        async with (conn or self.r).execute(
             "SELECT * FROM errors WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             rows = await cur.fetchall()
@@ -495,8 +506,8 @@ class Store:
             for row in rows
         ]
 
-    async def warnings(self, job_id: str) -> list[str]:
-        async with self.r.execute(
+    async def warnings(self, job_id: str, conn: aiosqlite.Connection | None = None) -> list[str]:
+        async with (conn or self.r).execute(
             "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             return [row[0] for row in await cur.fetchall()]

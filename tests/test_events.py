@@ -306,3 +306,38 @@ async def test_a_flush_cancelled_mid_write_still_publishes_in_order(tmp_path: Pa
         assert [seq for seq, _, _ in await store.events_after(job.job_id, 0)] == seen
     finally:
         await store.close()
+
+
+async def test_replay_reads_are_never_stale_while_a_snapshot_is_open(tmp_path: Path) -> None:
+    """A status request's snapshot holds a read transaction; a stream's replay running at the
+    same moment must still see every event committed before it (a stale view left a gap)."""
+    store = Store(tmp_path / "x.db")
+    await store.open()
+    try:
+        job = Job(
+            job_id="job_snap", owner="", website="http://x.org/", prompt="minutes of 2024",
+            parameters=Parameters(), status=JobStatus.PENDING, message="", created_at=utcnow(),
+        )  # fmt: skip
+        await store.insert_job(job)
+        rec = Recorder(store, EventBus(), job, next_seq=1)
+        rec.warning("one")
+        await rec.flush()
+        pause, resume = asyncio.Event(), asyncio.Event()
+        real_errors = store.errors
+
+        async def slow_errors(job_id: str, conn: Any = None) -> Any:
+            pause.set()
+            await resume.wait()
+            return await real_errors(job_id, conn)
+
+        store.errors = slow_errors  # type: ignore[method-assign]
+        snapshot = asyncio.create_task(store.snapshot(job.job_id))
+        await pause.wait()  # the snapshot's transaction is open now
+        rec.warning("two")
+        await rec.flush()
+        seqs = [seq for seq, _, _ in await store.events_after(job.job_id, 0)]
+        resume.set()
+        await snapshot
+        assert seqs == [1, 2, 3]  # warning, status, then the warning committed meanwhile
+    finally:
+        await store.close()
