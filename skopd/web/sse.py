@@ -27,8 +27,8 @@ from skopd.web.state import BUS, STORE
 RETRY_MS = 2000
 PING_S = 15.0
 SEND_TIMEOUT_S = 30.0
-REPLAY_PAGE = 1000
-MAX_UNSENT_BYTES = 512 * 1024
+REPLAY_PAGE = 200  # events per read and write while replaying: bounds memory per stream
+MAX_UNSENT_BYTES = 256 * 1024
 
 STREAMS: web.AppKey[weakref.WeakSet[EventSourceResponse]] = web.AppKey("streams")
 routes = web.RouteTableDef()
