@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from skopd.config import Config
 from skopd.web.app import make_app
+from tests.fake_ollama import FakeOllama
 from tests.sites.docsite import make_docsite
 
 
@@ -73,6 +74,15 @@ async def client(
     d = await daemon_factory()
     assert d.client is not None
     return d.client
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeOllama]:
+    """A fake Ollama on 127.0.0.1, driven through the real client."""
+    server = FakeOllama()
+    await server.start()
+    yield server
+    await server.close()
 
 
 @pytest.fixture

@@ -9,15 +9,14 @@ import math
 import re
 import socket
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from skopd.config import RelevanceConfig
 from skopd.relevance.backend import (
     JobRelevance,
     Relevance,
-    RelevanceSettings,
     RelevanceUnavailable,
 )
 from skopd.relevance.base import Candidate
@@ -31,14 +30,6 @@ TODAY = datetime.date(2025, 6, 1)
 PROMPT = "find the council minutes 2024"
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = FakeOllama()
-    await server.start()
-    yield server
-    await server.close()
-
-
 class Warnings(list[str]):
     def __call__(self, message: str) -> None:
         self.append(message)
@@ -47,7 +38,7 @@ class Warnings(list[str]):
 async def job_for(
     host: str, warnings: Warnings | None = None, **settings: Any
 ) -> tuple[Relevance, JobRelevance]:
-    relevance = Relevance(RelevanceSettings(ollama_host=host, **settings))
+    relevance = Relevance(RelevanceConfig(ollama_host=host, **settings))
     job = await relevance.for_job(warnings if warnings is not None else Warnings())
     return relevance, job
 
@@ -92,7 +83,7 @@ async def test_auto_without_ollama_warns_once_and_scores_lexically() -> None:
 
 async def test_ollama_mode_without_ollama_fails_the_job() -> None:
     host = f"http://127.0.0.1:{closed_port()}"
-    relevance = Relevance(RelevanceSettings(backend="ollama", ollama_host=host))
+    relevance = Relevance(RelevanceConfig(backend="ollama", ollama_host=host))
     with pytest.raises(RelevanceUnavailable) as raised:
         await relevance.for_job(Warnings())
     assert str(raised.value) == f"no Ollama answered at {host}"
@@ -109,7 +100,7 @@ async def test_missing_model_asks_for_ollama_pull(fake: FakeOllama) -> None:
         f"model qwen2.5:3b is not pulled on {fake.host}: run `ollama pull qwen2.5:3b`; "
         "using the built-in lexical scorer"
     ]
-    strict = Relevance(RelevanceSettings(backend="ollama", ollama_host=fake.host))
+    strict = Relevance(RelevanceConfig(backend="ollama", ollama_host=fake.host))
     with pytest.raises(RelevanceUnavailable, match=re.escape("ollama pull qwen2.5:3b")):
         await strict.for_job(Warnings())
     # "llama3.2" is how people name "llama3.2:latest".
@@ -136,7 +127,7 @@ def test_model_names_match_as_ollama_matches_them(wanted: str, pulled: str, same
 
 
 async def test_health(fake: FakeOllama) -> None:
-    relevance = Relevance(RelevanceSettings(ollama_host=fake.host))
+    relevance = Relevance(RelevanceConfig(ollama_host=fake.host))
     assert await relevance.health() == {
         "backend": "auto",
         "live": "ollama",
@@ -148,7 +139,7 @@ async def test_health(fake: FakeOllama) -> None:
     health = await relevance.health()
     assert health["live"] == "lexical"
     assert "ollama pull qwen2.5:3b" in str(health["reason"])
-    lexical = Relevance(RelevanceSettings(backend="lexical", ollama_host=fake.host))
+    lexical = Relevance(RelevanceConfig(backend="lexical", ollama_host=fake.host))
     assert (await lexical.health())["live"] == "lexical"
     calls = len(fake.calls)
     assert (await lexical.for_job(Warnings())).name == "lexical"
@@ -393,7 +384,7 @@ async def test_max_llm_calls_per_job(fake: FakeOllama) -> None:
 @pytest.mark.parametrize("limit", [1, 2])
 async def test_max_concurrent_requests_spans_jobs(fake: FakeOllama, limit: int) -> None:
     relevance = Relevance(
-        RelevanceSettings(ollama_host=fake.host, max_concurrent_requests=limit, batch_size=2)
+        RelevanceConfig(ollama_host=fake.host, max_concurrent_requests=limit, batch_size=2)
     )
     jobs = [await relevance.for_job(Warnings()) for _ in range(2)]
     fake.delay_s = 0.05

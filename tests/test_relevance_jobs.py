@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -18,14 +18,6 @@ from tests.sites import docsite as site
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 PROMPT = "board meeting minutes from 2024"
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeOllama]:
-    server = FakeOllama()
-    await server.start()
-    yield server
-    await server.close()
 
 
 def _closed_port() -> int:

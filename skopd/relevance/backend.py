@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Callable, Sequence
-from typing import Final, Literal, Protocol
+from typing import Final
 
 import msgspec
 
+from skopd.config import RelevanceConfig
 from skopd.relevance import lexical
 from skopd.relevance.base import Candidate, Scored
 from skopd.relevance.lexical import LexicalScorer
@@ -43,7 +44,6 @@ from skopd.relevance.text import (
     years_in,
 )
 
-BACKENDS: Final = ("auto", "ollama", "lexical")
 _EXTRA_TERMS: Final = 16  # each is a group the link priority divides its credit among
 _GIVE_UP_AFTER: Final = 3  # failed batches in a row before a job stops asking the model
 _VETO_BELOW: Final = 0.5  # lexical date fit: 1 wanted, 0.75 undated, <= 0.3 another date
@@ -53,35 +53,6 @@ _USED: Final = "used the lexical score"
 _REST: Final = "the rest of this job uses the lexical scorer"
 
 
-class RelevanceOptions(Protocol):
-    """The ``[relevance]`` settings this module reads (the config section fits as is)."""
-
-    @property
-    def backend(self) -> str: ...
-    @property
-    def ollama_host(self) -> str: ...
-    @property
-    def model(self) -> str: ...
-    @property
-    def request_timeout_s(self) -> float: ...
-    @property
-    def max_concurrent_requests(self) -> int: ...
-    @property
-    def batch_size(self) -> int: ...
-    @property
-    def max_llm_calls_per_job(self) -> int: ...
-
-
-class RelevanceSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    backend: Literal["auto", "ollama", "lexical"] = "auto"
-    ollama_host: str = "http://127.0.0.1:11434"
-    model: str = "qwen2.5:3b"
-    request_timeout_s: float = 60.0
-    max_concurrent_requests: int = 1
-    batch_size: int = 20
-    max_llm_calls_per_job: int = 200
-
-
 class RelevanceUnavailable(Exception):
     """backend = "ollama" and the model cannot be used: the job fails with this message."""
 
@@ -89,13 +60,8 @@ class RelevanceUnavailable(Exception):
 class Relevance:
     """One per daemon: the configured backend and the model line all jobs share."""
 
-    def __init__(self, settings: RelevanceOptions) -> None:
-        if settings.backend not in BACKENDS:
-            raise ValueError(f"relevance.backend must be one of {', '.join(BACKENDS)}")
-        if min(settings.max_concurrent_requests, settings.batch_size) < 1:
-            raise ValueError("relevance.max_concurrent_requests and batch_size must be >= 1")
-        if settings.request_timeout_s <= 0:
-            raise ValueError("relevance.request_timeout_s must be > 0")
+    def __init__(self, settings: RelevanceConfig) -> None:
+        """`settings` were validated when the configuration was loaded."""
         self.settings = settings
         self.ollama: OllamaModel | None = None
         if settings.backend != "lexical":
