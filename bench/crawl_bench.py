@@ -119,7 +119,7 @@ class SkopdFailed(Exception):
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+def call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
     data = None if payload is None else json.dumps(payload).encode()
     headers = {"Content-Type": "application/json"}
     with _NO_PROXY.open(urllib.request.Request(url, data, headers), timeout=30) as response:
@@ -127,7 +127,7 @@ def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
         return answer
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -159,13 +159,13 @@ def _write_config(workdir: Path, port: int, concurrency: int) -> Path:
     return config
 
 
-def _wait_healthy(api: str, daemon: subprocess.Popen[bytes], timeout_s: float) -> None:
+def wait_healthy(api: str, daemon: subprocess.Popen[bytes], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
             raise SkopdFailed(f"the daemon exited with code {daemon.returncode}")
         try:
-            _call(f"{api}/healthz")
+            call(f"{api}/healthz")
             return
         except OSError:
             time.sleep(0.1)
@@ -176,11 +176,11 @@ def _watch_job(api: str, job_id: str, pid: int, timeout_s: float) -> SkopdResult
     peak = last = 0.0
     deadline = time.monotonic() + timeout_s
     while True:
-        status = _call(f"{api}/scrape/status/{job_id}")
+        status = call(f"{api}/scrape/status/{job_id}")
         last, hwm = _memory_mb(pid)
         peak = max(peak, hwm)
         if not status["is_active"]:
-            return SkopdResult(status, _call(f"{api}/scrape/results/{job_id}"), peak, last)
+            return SkopdResult(status, call(f"{api}/scrape/results/{job_id}"), peak, last)
         if time.monotonic() > deadline:
             raise SkopdFailed(f"job {job_id} still active after {timeout_s:.0f} s")
         time.sleep(POLL_S)
@@ -188,7 +188,7 @@ def _watch_job(api: str, job_id: str, pid: int, timeout_s: float) -> SkopdResult
 
 def run_skopd(origin: str, n_pages: int, concurrency: int, python: str) -> SkopdResult:
     with tempfile.TemporaryDirectory(prefix="skopd-bench-") as tmp:
-        workdir, port = Path(tmp), _free_port()
+        workdir, port = Path(tmp), free_port()
         config = _write_config(workdir, port, concurrency)
         log_path = workdir / "skopd.log"
         api = f"http://127.0.0.1:{port}"
@@ -196,9 +196,9 @@ def run_skopd(origin: str, n_pages: int, concurrency: int, python: str) -> Skopd
             command = [python, "-m", "skopd", "serve", "--config", str(config)]
             daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
-            _wait_healthy(api, daemon, timeout_s=60)
+            wait_healthy(api, daemon, timeout_s=60)
             parameters = {"max_pages": n_pages, "max_depth": 100, "timeout": 3600}
-            job = _call(
+            job = call(
                 f"{api}/scrape", {"website": origin, "prompt": PROMPT, "parameters": parameters}
             )
             return _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)

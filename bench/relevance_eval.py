@@ -30,7 +30,7 @@ if str(_ROOT) not in sys.path:
     sys.path.insert(0, str(_ROOT))  # evalsites builds its files with tests/sites/docsite.py
 
 from aiohttp import web  # noqa: E402
-from crawl_bench import POLL_S, SkopdFailed, _call, _free_port, _wait_healthy  # noqa: E402
+from crawl_bench import POLL_S, SkopdFailed, call, free_port, wait_healthy  # noqa: E402
 from evalsites import SITES, Label, Site, make_app  # noqa: E402
 
 PARAMETERS: dict[str, Any] = {"max_pages": 500, "max_depth": 10}
@@ -116,7 +116,7 @@ def _submit(api: str, origin: str, prompt: str, threshold: float | None) -> str:
     parameters = dict(PARAMETERS)
     if threshold is not None:
         parameters["confidence_threshold"] = threshold
-    job = _call(f"{api}/scrape", {"website": origin, "prompt": prompt, "parameters": parameters})
+    job = call(f"{api}/scrape", {"website": origin, "prompt": prompt, "parameters": parameters})
     return str(job["job_id"])
 
 
@@ -126,10 +126,10 @@ async def _follow(api: str, outcomes: list[Outcome]) -> None:
     deadline = time.monotonic() + JOBS_TIMEOUT_S
     while waiting:
         for outcome in list(waiting):
-            status = await asyncio.to_thread(_call, f"{api}/scrape/status/{outcome.job_id}")
+            status = await asyncio.to_thread(call, f"{api}/scrape/status/{outcome.job_id}")
             if status["is_active"]:
                 continue
-            results = await asyncio.to_thread(_call, f"{api}/scrape/results/{outcome.job_id}")
+            results = await asyncio.to_thread(call, f"{api}/scrape/results/{outcome.job_id}")
             outcome.status = str(results["status"])
             outcome.pages = int(results.get("total_pages_crawled") or 0)
             _read_judge(outcome, status)
@@ -183,12 +183,12 @@ async def run_jobs(
             await web.TCPSite(runner, "127.0.0.1", 0).start()
             origins[site.name] = f"http://127.0.0.1:{runner.addresses[0][1]}/"
         with tempfile.TemporaryDirectory(prefix="skopd-relevance-") as tmp:
-            workdir, port = Path(tmp), _free_port()
+            workdir, port = Path(tmp), free_port()
             config = _write_config(workdir, port, relevance)
             api, log_path = f"http://127.0.0.1:{port}", workdir / "skopd.log"
             daemon = await asyncio.to_thread(_start, args.python, config, log_path)
             try:
-                await asyncio.to_thread(_wait_healthy, api, daemon, 60)
+                await asyncio.to_thread(wait_healthy, api, daemon, 60)
                 outcomes = []
                 for site, label in labelled:
                     origin = origins[site.name]

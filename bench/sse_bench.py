@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import queue
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,7 +31,7 @@ from typing import Any, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
-from crawl_bench import SkopdFailed
+from crawl_bench import SkopdFailed, call, free_port
 from sitegen import PROMPT, make_bench_site
 
 POLL_S = 0.2
@@ -64,24 +61,6 @@ def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(run())
-
-
-_NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _call(url: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = None if payload is None else json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json"}
-    with _NO_PROXY.open(urllib.request.Request(url, data, headers), timeout=30) as response:
-        answer: dict[str, Any] = json.loads(response.read())
-        return answer
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _peak_rss_mb(pid: int) -> float:
@@ -130,7 +109,7 @@ class Daemon:
 
     def __init__(self, python: str, concurrency: int) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="skopd-sse-bench-")
-        workdir, port = Path(self._tmp.name), _free_port()
+        workdir, port = Path(self._tmp.name), free_port()
         self.api = f"http://127.0.0.1:{port}"
         self.config = workdir / "config.toml"
         # The long request timeout keeps the job on HANG_PATH waiting until it is cancelled.
@@ -182,7 +161,7 @@ class Daemon:
             if self.process.poll() is not None:
                 raise SkopdFailed(f"the daemon exited with code {self.process.returncode}")
             try:
-                _call(f"{self.api}/healthz")
+                call(f"{self.api}/healthz")
                 return
             except OSError:
                 time.sleep(0.1)
@@ -190,13 +169,13 @@ class Daemon:
 
     def submit(self, website: str, n_pages: int) -> str:
         parameters = {"max_pages": n_pages, "max_depth": 100, "timeout": JOB_TIMEOUT_S}
-        job = _call(
+        job = call(
             f"{self.api}/scrape", {"website": website, "prompt": PROMPT, "parameters": parameters}
         )
         return str(job["job_id"])
 
     def cancel(self, job_id: str) -> None:
-        _call(f"{self.api}/scrape/cancel/{job_id}", {})
+        call(f"{self.api}/scrape/cancel/{job_id}", {})
 
     def events_url(self, job_id: str) -> str:
         return f"{self.api}/scrape/events/{job_id}"
@@ -204,7 +183,7 @@ class Daemon:
     def watch(self, job_id: str, cpu_before: float) -> JobRun:
         deadline = time.monotonic() + JOB_TIMEOUT_S + 60
         while True:
-            status = _call(f"{self.api}/scrape/status/{job_id}")
+            status = call(f"{self.api}/scrape/status/{job_id}")
             if not status["is_active"]:
                 return JobRun(status, self.cpu_s() - cpu_before)
             if time.monotonic() > deadline:
