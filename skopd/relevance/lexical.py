@@ -103,18 +103,16 @@ def _evidence(plan: Plan, fields: list[_Field]) -> _Evidence:
     strength = [0.0] * len(groups)
     quality = [0.0] * len(groups)
     phrase_strength: dict[str, float] = {}
-    named: list[set[int]] = [set() for _ in range(_PAGE + 1)]
-    wanted = {g.concept for g in groups if g.kind and g.concept is not None}
+    read: list[tuple[_Field, list[str], dict[int, float]]] = []
     for field in fields:
         if not field.text:
             continue
         stems = content_words(_without_durations(field.text))
         found, phrases = plan.matches(stems)
+        read.append((field, stems, found))
         for index, q in found.items():
             strength[index] = max(strength[index], q * field.weight)
             quality[index] = max(quality[index], q)
-        if wanted:
-            named[field.names] |= _kinds(plan, field, stems, found)
         for phrase in phrases:
             phrase_strength[phrase] = max(phrase_strength.get(phrase, 0.0), field.weight)
     said = [q >= _FULL for q in quality]
@@ -124,7 +122,7 @@ def _evidence(plan: Plan, fields: list[_Field]) -> _Evidence:
             said[index] = said[kind]
             strength[index] = max(strength[index], strength[kind]) if said[kind] else 0.0
     phrase_share = sum(phrase_strength.values()) / len(plan.phrases) if plan.phrases else 0.0
-    return _Evidence(strength, said, phrase_share, _kind_factor(wanted, named, fields))
+    return _Evidence(strength, said, phrase_share, _kind_factor(plan, read))
 
 
 def _without_durations(text: str) -> str:
@@ -132,6 +130,23 @@ def _without_durations(text: str) -> str:
     if "inute" not in text and "INUTE" not in text:
         return text
     return _DURATION.sub(" ", text)
+
+
+def _kind_factor(plan: Plan, read: list[tuple[_Field, list[str], dict[int, float]]]) -> float:
+    """1 when the most specific description naming any kind of document names a wanted one,
+    low when it names only others ("Agenda" for minutes), lower when nothing names one."""
+    wanted = {g.concept for g in plan.groups if g.kind and g.concept is not None}
+    if not wanted:
+        return 1.0
+    for tier in range(_PAGE + 1):
+        named: set[int] = set()
+        for field, stems, found in read:
+            if field.names == tier:
+                named |= _kinds(plan, field, stems, found)
+        if named:
+            return 1.0 if named & wanted else _OTHER_KIND
+    has_text = any(field.names == _DOC for field, _, _ in read)
+    return _KIND_UNSAID_READ if has_text else _KIND_UNSAID
 
 
 def _kinds(plan: Plan, field: _Field, stems: list[str], found: dict[int, float]) -> set[int]:
@@ -144,18 +159,6 @@ def _kinds(plan: Plan, field: _Field, stems: list[str], found: dict[int, float])
         if plan.groups[group].kind and q >= _FULL and concept is not None:
             kinds.add(concept)
     return kinds
-
-
-def _kind_factor(wanted: set[int], named: list[set[int]], fields: list[_Field]) -> float:
-    """1 when the most specific description naming any kind of document names a wanted one,
-    low when it names only others ("Agenda" for minutes), lower when nothing names one."""
-    if not wanted:
-        return 1.0
-    for kinds in named:
-        if kinds:
-            return 1.0 if kinds & wanted else _OTHER_KIND
-    read = any(f.text for f in fields if f.names == _DOC)
-    return _KIND_UNSAID_READ if read else _KIND_UNSAID
 
 
 def _completeness(share: float) -> float:
