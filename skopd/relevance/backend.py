@@ -17,9 +17,8 @@ from typing import Final
 import msgspec
 
 from skopd.config import RelevanceConfig
-from skopd.relevance import lexical
 from skopd.relevance.base import Candidate, Scored
-from skopd.relevance.lexical import LexicalScorer
+from skopd.relevance.lexical import LexicalScorer, date_fit
 from skopd.relevance.ollama import (
     ANSWER_TOKENS_PER_CANDIDATE,
     PLAN_SCHEMA,
@@ -38,10 +37,8 @@ from skopd.relevance.query import Query
 from skopd.relevance.text import (
     content_word,
     is_generic_word,
-    months_in,
     normal,
     words,
-    years_in,
 )
 
 _EXTRA_TERMS: Final = 16  # each is a group the link priority divides its credit among
@@ -294,17 +291,3 @@ def _units(phrase: str) -> list[str]:
     if len(stems) <= 2:
         return [" ".join(stems)] if stems else []
     return stems
-
-
-def date_fit(query: Query, cand: Candidate) -> float:
-    """The lexical scorer's date evidence alone: 1 for a wanted date, 0.75 undated, 0.3 or
-    less for another date. Asks lexical.py for it rather than repeating its tiers."""
-    if not (query.has_year_filter or query.months):
-        return 1.0
-    fields = lexical._fields(cand)
-    fit = 1.0
-    if query.has_year_filter:
-        fit *= lexical._date_factor(fields, years_in, query.wants_year)
-    if query.months:
-        fit *= lexical._date_factor(fields, months_in, query.months.__contains__)
-    return fit
