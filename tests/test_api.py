@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd.web.state import STORE
 from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -364,3 +365,16 @@ async def test_restart_answers_the_same(
     assert after_results == before_results
     file = await client.get(after_results["documents"][0]["download_url"])
     assert file.status == 200
+
+
+async def test_an_internal_error_is_a_json_500(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = client.server.app[STORE]
+
+    async def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("disk on fire at /var/lib/secret")
+
+    monkeypatch.setattr(store, "list_jobs", broken)
+    body = await assert_error(await client.get("/scrape/jobs"), 500, "internal server error")
+    assert "/var/lib" not in body["message"]

@@ -378,3 +378,60 @@ async def test_document_text_decides_when_the_link_says_nothing(
     stored = list(documents_dir.iterdir())  # the irrelevant file was removed, no part files
     assert len(stored) == 1
     assert stored[0].read_bytes() == files["/f/DOC-2024-117.pdf"]
+
+
+async def test_the_start_page_may_itself_be_a_document(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    async def pdf(_: web.Request) -> web.Response:
+        return web.Response(
+            body=site.make_pdf("Board meeting minutes 2024"), content_type="application/pdf"
+        )
+
+    async def png(_: web.Request) -> web.Response:
+        return web.Response(body=b"\x89PNG\r\n\x1a\n" + b"\0" * 64, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/board-minutes-2024.pdf", pdf)
+    app.router.add_get("/logo", png)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(
+        crawler, str(server.make_url("/board-minutes-2024.pdf")), "board meeting minutes from 2024"
+    )
+    status = await wait_done(crawler, job_id)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    assert status["status"] == "completed"
+    assert [_path(d["url"]) for d in results["documents"]] == ["/board-minutes-2024.pdf"]
+
+    job_id = await submit(crawler, str(server.make_url("/logo")), "board meeting minutes 2024")
+    status = await wait_done(crawler, job_id)
+    assert status["status"] == "failed"
+    assert "image/png" in status["message"]
+
+
+async def test_requests_per_host_are_bounded(
+    daemon_factory: DaemonFactory, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    in_flight = 0
+    most = 0
+
+    async def page(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            in_flight -= 1
+        links = "".join(f'<a href="/p{i}">page {i}</a>' for i in range(30))
+        return web.Response(text=links, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", page)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    d = await daemon_factory(crawler={"concurrency": 16, "per_host_concurrency": 3})
+    assert d.client is not None
+    job_id = await submit(d.client, str(server.make_url("/")), "meeting minutes from 2024")
+    status = await wait_done(d.client, job_id)
+    assert status["total_pages_crawled"] == 31
+    assert most == 3
