@@ -46,13 +46,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 def make_app(cfg: Config) -> web.Application:
     app = web.Application(
-        middlewares=[middleware.errors, middleware.auth],
+        middlewares=[middleware.errors, middleware.drain, middleware.auth],
         client_max_size=cfg.server.max_request_bytes,
     )
     app[CONFIG] = cfg
     app[middleware.API_KEYS] = cfg.server.api_keys
     app[middleware.MAX_BYTES] = cfg.server.max_request_bytes
     app[middleware.SIGNER_KEY] = TokenSigner()
+    app[middleware.DRAIN] = middleware.Drain()
     app[BUS] = EventBus()
     app[sse.STREAMS] = weakref.WeakSet()
     app.cleanup_ctx.append(_resources)

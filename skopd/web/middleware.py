@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import logging
@@ -9,7 +10,7 @@ import logging
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from skopd.errors import ApiError, Unauthorized, error_body
+from skopd.errors import ApiError, Unauthorized, Unavailable, error_body
 from skopd.web.tokens import TokenSigner
 
 log = logging.getLogger("skopd.web")
@@ -20,6 +21,23 @@ TOKEN_JOB: web.RequestKey[str] = web.RequestKey("token_job", str)
 SIGNER_KEY: web.AppKey[TokenSigner] = web.AppKey("token_signer", TokenSigner)
 API_KEYS: web.AppKey[tuple[str, ...]] = web.AppKey("api_keys", tuple)
 MAX_BYTES: web.AppKey[int] = web.AppKey("max_request_bytes", int)
+RETRY_AFTER_STOPPING_S = 5
+_SAFE = frozenset({"GET", "HEAD"})
+
+
+class Drain:
+    """Shutdown state. Once `stopping`, requests that would change something answer 503 while
+    those in flight finish; `idle` is set whenever none is in flight, so stopping waits no
+    longer than the last of them."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+
+DRAIN: web.AppKey[Drain] = web.AppKey("drain", Drain)
 
 
 def _json_error(
@@ -62,6 +80,24 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _json_error(500, "internal server error", request.path)
+
+
+@web.middleware
+async def drain(request: web.Request, handler: Handler) -> web.StreamResponse:
+    state = request.app[DRAIN]
+    if state.stopping and request.method not in _SAFE and request.path.startswith("/scrape"):
+        raise Unavailable(
+            "skopd is shutting down and takes no new work; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_STOPPING_S)},
+        )
+    state.in_flight += 1
+    state.idle.clear()
+    try:
+        return await handler(request)
+    finally:
+        state.in_flight -= 1
+        if not state.in_flight:
+            state.idle.set()
 
 
 def owner_of(key: str) -> str:
