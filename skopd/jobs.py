@@ -59,7 +59,11 @@ class Scheduler:
             rec.error("daemon_restart", RESTART_MESSAGE, None, agent=job.current_agent)
             rec.update(**_ended(JobStatus.FAILED, f"Job failed: {RESTART_MESSAGE}"))
             await rec.flush()
-            log.info("job %s state=failed reason=restart", job.job_id)
+            log.info(
+                "job %s state=failed reason=restart",
+                job.job_id,
+                extra=_fields(job.job_id, "failed"),
+            )
         for job in await self.store.jobs_with_status(JobStatus.PENDING):
             self._queue.append(job.job_id)
         self._dispatch()
@@ -97,7 +101,12 @@ class Scheduler:
         rec.update()
         await rec.flush()
         self._queue.append(job.job_id)
-        log.info("job %s state=pending website=%s", job.job_id, job.website)
+        log.info(
+            "job %s state=pending website=%s",
+            job.job_id,
+            job.website,
+            extra=_fields(job.job_id, "pending"),
+        )
         self._dispatch()
         return job
 
@@ -134,7 +143,7 @@ class Scheduler:
             )
             rec.update(**_ended(JobStatus.CANCELLED, message))
             await rec.flush()
-            log.info("job %s state=cancelled (was pending)", job_id)
+            log.info("job %s state=cancelled", job_id, extra=_fields(job_id, "cancelled"))
         return await self.owned(owner, job_id), previous
 
     async def delete(self, owner: str, job_id: str) -> None:
@@ -143,7 +152,7 @@ class Scheduler:
             raise Conflict(f"job {job_id} is {job.status.value}; cancel it before deleting it")
         await self.store.delete_job(job_id)
         await asyncio.to_thread(shutil.rmtree, self.documents_dir / job_id, True)
-        log.info("job %s deleted", job_id)
+        log.info("job %s deleted", job_id, extra=_fields(job_id, "deleted"))
 
     def file_path(self, job_id: str, file_name: str) -> Path:
         return self.documents_dir / job_id / file_name
@@ -184,7 +193,7 @@ class Scheduler:
                 status=JobStatus.IN_PROGRESS, started_at=utcnow(), message="Crawling the website"
             )
             await rec.flush()
-            log.info("job %s state=in_progress", job_id)
+            log.info("job %s state=in_progress", job_id, extra=_fields(job_id, "in_progress"))
             rec.enter("coordinator")
             try:
                 judge = await self.relevance.for_job(rec.warning)
@@ -211,7 +220,7 @@ class Scheduler:
             else:
                 raise  # daemon shutdown: the job stays in_progress for the next start
         except Exception as exc:
-            log.exception("job %s crashed", job_id)
+            log.exception("job %s crashed", job_id, extra=_fields(job_id, "crashed"))
             rec.error("internal_error", f"{type(exc).__name__}: {exc}", None, recoverable=False)
             final = _ended(JobStatus.FAILED, "Job failed: internal error (see errors)")
         finally:
@@ -229,7 +238,18 @@ class Scheduler:
             runtime,
             job.total_pages_crawled,
             job.total_documents_downloaded,
+            extra={
+                **_fields(job_id, job.status.value),
+                "elapsed_s": round(runtime, 3),
+                "pages": job.total_pages_crawled,
+                "documents": job.total_documents_downloaded,
+            },
         )
+
+
+def _fields(job_id: str, state: str) -> dict[str, object]:
+    """Structured log fields (JSON logs show them as keys)."""
+    return {"job_id": job_id, "state": state}
 
 
 def _ended(status: JobStatus, message: str) -> dict[str, object]:

@@ -209,7 +209,12 @@ class Recorder:
         if self.job.current_agent and self.job.current_agent not in done:
             done.append(self.job.current_agent)
         self.update(current_agent=agent, agents_completed=done)
-        log.info("job %s agent=%s", self.job.job_id, agent)
+        log.info(
+            "job %s agent=%s",
+            self.job.job_id,
+            agent,
+            extra={"job_id": self.job.job_id, "agent": agent},
+        )
 
     def usage(self, llm_calls: int, input_tokens: int, output_tokens: int) -> None:
         """The model's cost so far (shown in status and results; no status event of its own)."""
