@@ -45,6 +45,10 @@ class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_page_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     allow_private_networks: bool = False
+    respect_robots: bool = True
+    allow_ignore_robots: bool = False
+    max_retries: int = 2
+    max_url_length: int = 2048
 
 
 class RelevanceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -95,6 +99,8 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("crawler.request_timeout_s", 0.1, 600),
     ("crawler.max_page_bytes", 1024, 1024 * 1024 * 1024),
     ("crawler.max_redirects", 0, 50),
+    ("crawler.max_retries", 0, 10),
+    ("crawler.max_url_length", 256, 65536),
     ("relevance.request_timeout_s", 0.1, 3600),
     ("relevance.max_concurrent_requests", 1, 64),
     ("relevance.batch_size", 1, 200),

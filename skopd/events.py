@@ -43,7 +43,7 @@ class PageEvent(msgspec.Struct):
 class DocumentEvent(msgspec.Struct):
     """A candidate was decided; the file fields are null unless it was downloaded."""
 
-    decision: str  # downloaded, too_large, below_threshold, duplicate, failed
+    decision: str  # downloaded, too_large, below_threshold, duplicate, failed, disallowed
     document_id: str | None
     name: str
     url: str

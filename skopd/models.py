@@ -57,6 +57,7 @@ class Parameters(msgspec.Struct, forbid_unknown_fields=True):
     document_types: list[str] = msgspec.field(default_factory=lambda: list(KNOWN_TYPES))
     include_paths: list[str] = msgspec.field(default_factory=list)
     exclude_paths: list[str] = msgspec.field(default_factory=list)
+    respect_robots: bool = True  # false is honoured only with crawler.allow_ignore_robots
 
 
 class ScrapeRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -378,3 +378,8 @@ async def test_an_internal_error_is_a_json_500(
     monkeypatch.setattr(store, "list_jobs", broken)
     body = await assert_error(await client.get("/scrape/jobs"), 500, "internal server error")
     assert "/var/lib" not in body["message"]
+
+
+async def test_ignoring_robots_needs_the_daemons_consent(client: Client) -> None:
+    body = {"website": "http://x.org/", "prompt": PROMPT, "parameters": {"respect_robots": False}}
+    await assert_error(await client.post("/scrape", json=body), 400, "parameters.respect_robots")

@@ -4,6 +4,9 @@ scraper (score candidates, download the relevant ones).
 Workers share one priority queue of work items: pages to crawl and documents to download.
 Downloads rank above every page so results appear early; pages rank by how well their
 link text and URL match the prompt.
+
+Politeness: every request passes robots.txt (one fetch per origin, Crawl-delay honoured);
+sitemaps seed the frontier; links shaped like crawler traps are counted, not followed.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import msgspec
 from yarl import URL
 
 from skopd.config import RelevanceConfig
-from skopd.crawl import doctypes, urls
+from skopd.crawl import doctypes, sitemaps, urls
 from skopd.crawl.extract import Link, Page, parse_page
 from skopd.crawl.fetch import Downloader, FetchError, describe, header, read_limited
 from skopd.crawl.recorder import Recorder
+from skopd.crawl.robots import Robots, RobotsCache, origin_of
+from skopd.crawl.traps import TrapGuard
 from skopd.models import Job, StoredDocument, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
@@ -42,6 +47,8 @@ DOWNLOAD_PRIORITY = -10.0
 PROBE_PRIORITY = -2.0  # after relevant downloads, before any page
 MAX_PROBES = 100  # per job
 TEXT_TYPES = frozenset({"pdf", "docx", "odt", "rtf", "txt", "csv", "xlsx", "pptx", "ods", "odp"})
+ROBOTS_KINDS = frozenset({"robots_disallowed", "robots_unavailable"})
+LISTED_ROBOTS_ERRORS = 10  # page URLs skipped by robots.txt shown as errors; the rest counted
 
 
 class JobFailed(Exception):
@@ -65,6 +72,7 @@ class Item(msgspec.Struct):
     name: str = ""
     score: float = 0.0
     probe: bool = False  # below the threshold, but only its own text can tell
+    key: str = ""  # set when a sitemap lists the URL too: whichever entry comes first is fetched
 
 
 class Outcome(msgspec.Struct):
@@ -107,6 +115,20 @@ class Crawl:
         self.types = frozenset(self.params.document_types)
         self.max_bytes = self.params.max_file_size_mb * 1024 * 1024
         self.frontier_cap = max(10_000, self.params.max_pages * 20)
+        cfg = downloader.cfg
+        self.respect_robots = cfg.respect_robots and (
+            self.params.respect_robots or not cfg.allow_ignore_robots
+        )
+        self.robots = RobotsCache(downloader, self.delay_s, self.respect_robots, recorder.warning)
+        self.disallowed = 0
+        self.traps = TrapGuard(cfg.max_url_length, year_now=utcnow().year)
+        self.deadline: float | None = None
+        self.start_origin = ""
+        self.listed: set[str] = set()  # keys of URLs seeded from sitemaps
+        self.listed_fetched: set[str] = set()
+        # Sitemap documents wait until no page can link them with words to judge them by.
+        self.deferred: dict[str, tuple[Item, str]] = {}
+        self.seeding = False
 
     # -- the job ----------------------------------------------------------
 
@@ -115,11 +137,18 @@ class Crawl:
         self.rec.enter("coordinator")
         start = self._coordinate()
         reason = "completed"
+        self.deadline = self.robots.deadline = time.monotonic() + self._time_left()
+        self._robots_notice()
+        seeding: asyncio.Task[None] | None = None
         try:
             async with asyncio.timeout(self._time_left()):
                 self.query = await self.scorer.plan(self.query)
                 await self._process_page(start, first=True)
                 self.rec.enter("navigator")
+                if not self.params.single_page:
+                    self.seeding = True
+                    self.active += 1  # the workers wait for the sitemaps
+                    seeding = asyncio.create_task(self._seed_from_sitemaps())
                 await self._drain()
         except TimeoutError:
             reason = "timeout"
@@ -127,7 +156,12 @@ class Crawl:
                 f"timeout of {self.params.timeout} s reached; results are what was found by then"
             )
         finally:
+            if seeding is not None:
+                seeding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await seeding
             self._usage()
+            self._summarize()
         if reason == "completed" and self.pages_skipped:
             reason = "max_pages"
             self.rec.warning(
@@ -139,6 +173,23 @@ class Crawl:
         self.rec.finish_agents()
         self.rec.estimate(1.0)
         return Outcome(reason=reason)
+
+    def _robots_notice(self) -> None:
+        cfg = self.http.cfg
+        if cfg.respect_robots and self.respect_robots and not self.params.respect_robots:
+            self.rec.warning(
+                "respect_robots: false was not applied: the daemon's "
+                "crawler.allow_ignore_robots is false; robots.txt is obeyed"
+            )
+        elif cfg.respect_robots and not self.respect_robots:
+            self.rec.warning("robots.txt is not obeyed for this job (respect_robots: false)")
+
+    def _summarize(self) -> None:
+        """Counts are known only at the end, and warnings are stored once each."""
+        if self.disallowed:
+            self.rec.warning(f"{self.disallowed} URLs were skipped: disallowed by robots.txt")
+        for message in self.traps.summary():
+            self.rec.warning(message)
 
     def _time_left(self) -> float:
         started = self.job.started_at or utcnow()
@@ -178,6 +229,9 @@ class Crawl:
         while True:
             if not self.heap:
                 if self.active == 0:
+                    if self.deferred:
+                        await self._judge_deferred()
+                        continue
                     self.wakeup.set()  # let the other idle workers see the end too
                     return
                 self.wakeup.clear()
@@ -187,11 +241,13 @@ class Crawl:
             self.active += 1
             try:
                 if item.candidate is not None:
-                    if self.pages_queued == 0 and self.pages_active == 0:
+                    if self.pages_queued == 0 and self.pages_active == 0 and not self.seeding:
                         self._navigation_done()
                     await self._download(item)
                     continue
                 self.pages_queued -= 1
+                if item.key and self._fetched_before(item.key):
+                    continue
                 if self.pages_started >= self.params.max_pages:
                     self.pages_skipped += 1
                     continue
@@ -204,6 +260,21 @@ class Crawl:
                 self.active -= 1
                 if not self.heap and self.active == 0:
                     self.wakeup.set()
+
+    def _fetched_before(self, key: str) -> bool:
+        if key in self.listed_fetched:
+            return True
+        self.listed_fetched.add(key)
+        return False
+
+    async def _judge_deferred(self) -> None:
+        entries = list(self.deferred.values())
+        self.deferred.clear()
+        self.active += 1
+        try:
+            await self._judge([item for item, _ in entries], [kind for _, kind in entries])
+        finally:
+            self.active -= 1
 
     def _navigation_done(self) -> None:
         if self.rec.job.current_agent == "navigator":
@@ -226,7 +297,7 @@ class Crawl:
         self.pages_started += 1
         began = time.monotonic()
         try:
-            async with self.http.get(item.url, delay_s=self.delay_s) as resp:
+            async with self.http.get(item.url, gate=self._gate, deadline=self.deadline) as resp:
                 final = str(resp.url)
                 if first:
                     self._adopt_site(final)
@@ -271,6 +342,10 @@ class Crawl:
         except FetchError as exc:
             if first:
                 raise JobFailed(exc.kind, f"start page {item.url}: {exc.message}") from exc
+            if exc.kind in ROBOTS_KINDS:
+                self.pages_started -= 1  # never requested
+                self._disallowed_page(item.url, exc)
+                return
             self.rec.error(exc.kind, exc.message, item.url)
             return
         except (aiohttp.ClientError, TimeoutError) as exc:
@@ -279,6 +354,9 @@ class Crawl:
                     "start_page_unreachable", f"start page {item.url}: {describe(exc)}"
                 ) from exc
             self.rec.error("fetch_failed", describe(exc), item.url)
+            return
+        if self.traps.duplicate_content(body):
+            self.rec.page(final, status, item.depth, 0, _ms(began))
             return
         page = await _parse(body, final, content_type)
         self.rec.page(final, status, item.depth, len(page.links), _ms(began))
@@ -302,6 +380,7 @@ class Crawl:
         host = URL(final_url).host or ""
         self.sites.add(urls.site_key(host))
         self.seen.add(urls.normalize_url(final_url))
+        self.start_origin = origin_of(final_url)
 
     def _in_scope(self, url: str) -> bool:
         return any(urls.same_site(url, key) for key in self.sites)
@@ -311,6 +390,7 @@ class Crawl:
         kept: list[Link] = []
         found: list[Item] = []
         kinds: list[str] = []
+        dated = self.traps.dated(page.url)
         for link in page.links:
             url = link.url
             key = urls.normalize_url(url)
@@ -324,22 +404,129 @@ class Crawl:
                 url=url, depth=depth + 1, link=link, source_page=page.url, page_title=page.title
             )
             if kind is not None:
-                if kind in self.types:
+                if kind in self.types and self._document_admitted(item, key, kind):
+                    self.deferred.pop(key, None)  # this link says more than the sitemap
                     kept.append(link)
                     found.append(item)
                     kinds.append(kind)
                 continue
             if params.single_page or depth + 1 > params.max_depth:
                 continue
-            if len(self.heap) >= self.frontier_cap:
-                self.rec.warning("the frontier is full; some links were not queued")
+            if not self._page_admitted(item, key, dated):
                 continue
+            if key in self.listed:
+                item.key = key
             kept.append(link)
             self._push(-link_priority(self.query, url, link.text), item)
         # Heading and context cost a walk of the page: only for links seen for the first time.
         page.describe(kept)
         if found:
             await self._judge(found, kinds)
+
+    def _page_admitted(self, item: Item, key: str, from_dated_page: bool) -> bool:
+        refusal = self._known_refusal(item.url)
+        if refusal is not None:
+            self._disallowed_page(item.url, refusal)
+            return False
+        if self.traps.page_link(item.url, key, from_dated_page) is not None:
+            return False
+        if len(self.heap) >= self.frontier_cap:
+            self.rec.warning("the frontier is full; some links were not queued")
+            return False
+        return True
+
+    def _document_admitted(self, item: Item, key: str, kind: str) -> bool:
+        if self._known_refusal(item.url) is not None:
+            self.disallowed += 1
+            name = urls.file_name_from_url(item.url)
+            self.rec.candidate(item.url, item.source_page, name, kind, 0.0, "disallowed")
+            return False
+        return self.traps.document_link(item.url, key) is None
+
+    # -- robots.txt and sitemaps ------------------------------------------
+
+    def _known_refusal(self, url: str) -> FetchError | None:
+        """What robots.txt says, when it is already known; otherwise the fetch asks."""
+        if not self.respect_robots:
+            return None
+        rules = self.robots.cached(origin_of(url))
+        return None if rules is None else self._refusal(rules, url)
+
+    async def _gate(self, url: URL) -> float:
+        """Asked by the downloader before every request and redirect hop."""
+        if not self.respect_robots:
+            return self.delay_s
+        text = str(url)
+        origin = origin_of(text)
+        rules = self.robots.cached(origin) or await self.robots.get(origin)
+        refusal = self._refusal(rules, text)
+        if refusal is not None:
+            raise refusal
+        return max(self.delay_s, rules.crawl_delay)
+
+    def _refusal(self, rules: Robots, url: str) -> FetchError | None:
+        if rules.allows(url):
+            return None
+        if rules.problem:
+            return FetchError(
+                "robots_unavailable",
+                f"robots.txt of {rules.origin} could not be fetched ({rules.problem}); "
+                "nothing there is crawled",
+            )
+        return FetchError("robots_disallowed", f"disallowed by robots.txt for {rules.agent}")
+
+    def _disallowed_page(self, url: str, refusal: FetchError) -> None:
+        """Counted for the final warning; the first few are listed, the rest would flood."""
+        self.disallowed += 1
+        if self.disallowed <= LISTED_ROBOTS_ERRORS:
+            self.rec.error(refusal.kind, refusal.message, url)
+
+    async def _seed_from_sitemaps(self) -> None:
+        try:
+            robots = await self.robots.get(self.start_origin)
+            walk = sitemaps.SitemapWalk(
+                self.http, self._gate, self.deadline, self._in_scope, self._bad_sitemap
+            )
+            async for source, listed in walk.entries(
+                robots.sitemaps, f"{self.start_origin}/sitemap.xml"
+            ):
+                self._admit_listed(source, listed)
+            if walk.truncated:
+                self.rec.warning(
+                    f"sitemaps were read in part: at most {sitemaps.MAX_FILES} files and "
+                    f"{sitemaps.MAX_URLS} URLs are used per job"
+                )
+        finally:
+            self.seeding = False
+            self.active -= 1
+            self.wakeup.set()
+
+    def _bad_sitemap(self, url: str, problem: str) -> None:
+        self.rec.error("sitemap_unreadable", f"sitemap {url}: {problem}", url)
+
+    def _admit_listed(self, source: str, listed: list[str]) -> None:
+        """Sitemap URLs join the frontier at depth 1, ranked by their URL alone."""
+        params = self.params
+        for url in listed:
+            key = urls.normalize_url(url)
+            if key in self.seen or key in self.listed or not self._in_scope(url):
+                continue
+            if not urls.path_allowed(url, params.include_paths, params.exclude_paths):
+                continue
+            self.listed.add(key)
+            link = Link(url=url, text="", title="", heading="", context="", tag="sitemap")
+            item = Item(url=url, depth=1, link=link, source_page=source, page_title="", key=key)
+            kind = doctypes.type_from_url(url)
+            if kind is not None:
+                if kind in self.types and self._document_admitted(item, key, kind):
+                    self.deferred[key] = (item, kind)
+                else:
+                    self.seen.add(key)
+                continue
+            if params.max_depth < 1 or not self._page_admitted(item, key, False):
+                self.seen.add(key)
+                continue
+            self._push(-link_priority(self.query, url, ""), item)
 
     # -- candidates -------------------------------------------------------
 
@@ -415,7 +602,9 @@ class Crawl:
         cand = item.candidate
         assert cand is not None
         try:
-            async with self.http.get(item.url, delay_s=self.delay_s, stream=True) as resp:
+            async with self.http.get(
+                item.url, gate=self._gate, deadline=self.deadline, stream=True
+            ) as resp:
                 if resp.status >= 400:
                     self._failed(item, f"http_{resp.status}", f"HTTP {resp.status}")
                     return
@@ -426,6 +615,10 @@ class Crawl:
                     return
                 await self._store(item, resp, head)
         except FetchError as exc:
+            if exc.kind in ROBOTS_KINDS:
+                self.disallowed += 1
+                self._decided(item, "disallowed")
+                return
             self._failed(item, exc.kind, exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
             self._failed(item, "download_failed", describe(exc))

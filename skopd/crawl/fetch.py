@@ -1,19 +1,26 @@
 """The downloader: one HTTP client for every job, a global request pool and per-host slots.
 
-Redirects are followed here, hop by hop, so every hop is checked (scheme, address) and
-counted against `max_redirects`; the address check itself sits in the resolver, so a DNS
-name that resolves to a forbidden address is refused on the address actually connected to.
+Redirects are followed here, hop by hop, so every hop is checked (scheme, address, and the
+caller's gate: robots.txt) and counted against `max_redirects`; the address check itself
+sits in the resolver, so a DNS name that resolves to a forbidden address is refused on the
+address actually connected to.
+
+Transient failures are retried here too: 429 and 503 slow their host down for a while and
+wait for its Retry-After; other transient answers and failures back off exponentially.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import random
 import socket
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, NamedTuple
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -22,6 +29,26 @@ from yarl import URL
 from skopd.config import CrawlerConfig
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
+TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
+TRANSIENT_KINDS = frozenset({"connect_timeout", "connection_reset"})
+SLOW_DOWN_STATUSES = frozenset({429, 503})
+MAX_RETRY_WAIT_S = 60.0
+BACKOFF_BASE_S = 0.5
+SLOW_DOWN_FOR_S = 60.0  # a host stays slowed this long after its last 429/503
+MIN_PENALTY_S = 0.5
+MAX_PENALTY_S = 5.0
+
+# Called before each hop with its URL: returns the pause between requests to that host,
+# or raises FetchError to refuse the hop (robots.txt).
+Gate = Callable[[URL], Awaitable[float]]
+
+
+class RetryPolicy(NamedTuple):
+    """Answers with `statuses` and failures of `kinds` are retried, at most `retries` times."""
+
+    retries: int
+    statuses: frozenset[int] = TRANSIENT_STATUSES
+    kinds: frozenset[str] = TRANSIENT_KINDS
 
 
 class FetchError(Exception):
@@ -80,12 +107,27 @@ class GuardedResolver(AbstractResolver):
 
 
 class _HostSlot:
-    __slots__ = ("next_at", "sem", "users")
+    __slots__ = ("next_at", "penalty_s", "penalty_until", "sem", "users")
 
     def __init__(self, concurrency: int) -> None:
         self.sem = asyncio.Semaphore(concurrency)
         self.next_at = 0.0
         self.users = 0
+        self.penalty_s = 0.0  # the extra pause of a host that answered 429/503
+        self.penalty_until = 0.0
+
+    def delay(self, delay_s: float, now: float) -> float:
+        return delay_s if self.penalty_until <= now else max(delay_s, self.penalty_s)
+
+    def slow_down(self, retry_after: float | None) -> None:
+        """Space requests further apart for a while (doubling on repeats), and pause the
+        whole host for its Retry-After when that is short enough to wait for."""
+        now = time.monotonic()
+        current = self.penalty_s if self.penalty_until > now else 0.0
+        self.penalty_s = min(MAX_PENALTY_S, max(MIN_PENALTY_S, 2 * current, retry_after or 0))
+        self.penalty_until = now + SLOW_DOWN_FOR_S
+        if retry_after and retry_after <= MAX_RETRY_WAIT_S:
+            self.next_at = max(self.next_at, now + retry_after)
 
 
 class Downloader:
@@ -94,6 +136,7 @@ class Downloader:
         self._pool = asyncio.Semaphore(cfg.concurrency)
         self._slots: dict[str, _HostSlot] = {}
         self._session: aiohttp.ClientSession | None = None
+        self.retry = RetryPolicy(cfg.max_retries)
 
     async def start(self) -> None:
         resolver: AbstractResolver = aiohttp.ThreadedResolver()
@@ -126,7 +169,7 @@ class Downloader:
         return self._session
 
     @asynccontextmanager
-    async def _slot(self, host: str, delay_s: float) -> AsyncIterator[None]:
+    async def _slot(self, host: str, delay_s: float) -> AsyncIterator[_HostSlot]:
         slot = self._slots.get(host)
         if slot is None:
             if len(self._slots) > 4096:
@@ -135,19 +178,26 @@ class Downloader:
         slot.users += 1
         try:
             async with slot.sem:
-                if delay_s > 0:
-                    wait = slot.next_at - time.monotonic()
-                    slot.next_at = max(slot.next_at, time.monotonic()) + delay_s
+                now = time.monotonic()
+                delay = slot.delay(delay_s, now)
+                wait = slot.next_at - now
+                if delay > 0 or wait > 0:
+                    slot.next_at = max(slot.next_at, now) + delay
                     if wait > 0:
                         await asyncio.sleep(wait)
                 async with self._pool:
-                    yield
+                    yield slot
         finally:
             slot.users -= 1
 
     def _prune(self) -> None:
         now = time.monotonic()
-        for host in [h for h, s in self._slots.items() if s.users == 0 and s.next_at < now]:
+        idle = [
+            h
+            for h, s in self._slots.items()
+            if s.users == 0 and s.next_at < now and s.penalty_until < now
+        ]
+        for host in idle:
             del self._slots[host]
 
     def _check_target(self, url: URL) -> None:
@@ -170,12 +220,20 @@ class Downloader:
 
     @asynccontextmanager
     async def get(
-        self, url: str, *, delay_s: float = 0.0, stream: bool = False
+        self,
+        url: str,
+        *,
+        delay_s: float = 0.0,
+        stream: bool = False,
+        gate: Gate | None = None,
+        deadline: float | None = None,
+        retry: RetryPolicy | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET `url`, following redirects; yields the final response, unread.
 
         `stream` responses (document downloads) get per-read timeouts instead of a total
-        deadline; the job's own timeout bounds them.
+        deadline; the job's own timeout bounds them. `gate`, when given, is asked for every
+        hop and replaces `delay_s`. No retry waits past `deadline` (a `time.monotonic()`).
         """
         timeout = (
             aiohttp.ClientTimeout(
@@ -191,15 +249,12 @@ class Downloader:
         for _hop in range(self.cfg.max_redirects + 1):
             self._check_target(current)
             seen.add(str(current))
-            async with self._slot(current.host_port_subcomponent or "", delay_s):
-                resp = await _request(self.session, current, timeout)
-                try:
-                    location = resp.headers.get("Location") if resp.status in REDIRECTS else None
-                    if location is None:
-                        yield resp
-                        return
-                finally:
-                    resp.release()
+            delay = await gate(current) if gate is not None else delay_s
+            async with self._send(current, timeout, delay, retry or self.retry, deadline) as resp:
+                location = resp.headers.get("Location") if resp.status in REDIRECTS else None
+                if location is None:
+                    yield resp
+                    return
             try:
                 current = current.join(_parse(location.strip()))
             except (ValueError, FetchError) as exc:
@@ -209,6 +264,99 @@ class Downloader:
         raise FetchError(
             "too_many_redirects", f"more than {self.cfg.max_redirects} redirects from {url}"
         )
+
+    @asynccontextmanager
+    async def _send(
+        self,
+        url: URL,
+        timeout: aiohttp.ClientTimeout,
+        delay_s: float,
+        retry: RetryPolicy,
+        deadline: float | None,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """One hop, retried as `retry` says; yields the response it settled on."""
+        host = url.host_port_subcomponent or ""
+        attempt = 0
+        while True:
+            async with self._slot(host, delay_s) as slot:
+                try:
+                    resp = await _request(self.session, url, timeout)
+                except FetchError as exc:
+                    wait = _wait_after_failure(exc, attempt, retry, deadline)
+                    if wait is None:
+                        raise
+                else:
+                    wait = _wait_after_answer(resp, slot, attempt, retry, deadline)
+                    if wait is None:
+                        try:
+                            yield resp
+                        finally:
+                            resp.release()
+                        return
+                    resp.release()
+            attempt += 1
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+
+def _wait_after_answer(
+    resp: aiohttp.ClientResponse,
+    slot: _HostSlot,
+    attempt: int,
+    retry: RetryPolicy,
+    deadline: float | None,
+) -> float | None:
+    """How long to wait before asking again, or None to keep this answer.
+
+    A Retry-After wait is served by the host's slot (every request to the host waits), so
+    0 is returned for it; a backoff is this request's own.
+    """
+    if resp.status not in retry.statuses:
+        return None
+    after = None
+    if resp.status in SLOW_DOWN_STATUSES:
+        after = retry_after(header(resp, "Retry-After"))
+        slot.slow_down(after)
+    wait = after if after is not None else _backoff(attempt)
+    if attempt >= retry.retries or not _fits(wait, deadline):
+        return None
+    return 0.0 if after is not None else wait
+
+
+def _wait_after_failure(
+    exc: FetchError, attempt: int, retry: RetryPolicy, deadline: float | None
+) -> float | None:
+    if exc.kind not in retry.kinds or attempt >= retry.retries:
+        return None
+    wait = _backoff(attempt)
+    return wait if _fits(wait, deadline) else None
+
+
+def _backoff(attempt: int) -> float:
+    """Exponential, with jitter so that requests failed together do not return together."""
+    return float(BACKOFF_BASE_S * 2**attempt * random.uniform(0.5, 1.5))
+
+
+def _fits(wait: float, deadline: float | None) -> bool:
+    if wait > MAX_RETRY_WAIT_S:
+        return False
+    return deadline is None or time.monotonic() + wait < deadline
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delay-seconds or an HTTP date), or None."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 def _parse(url: str) -> URL:
@@ -223,7 +371,11 @@ async def _request(
 ) -> aiohttp.ClientResponse:
     try:
         return await session.get(url, allow_redirects=False, timeout=timeout)
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise FetchError("connect_timeout", f"timed out connecting to {url.host}") from exc
     except TimeoutError as exc:
+        # Not retried by default: the server has the request and is slow; asking again
+        # doubles its load, and request_timeout_s already says how long to wait.
         raise FetchError("timeout", f"timed out fetching {url}") from exc
     except aiohttp.ClientConnectorError as exc:
         if isinstance(exc.os_error, BlockedAddress):
@@ -231,6 +383,8 @@ async def _request(
         raise FetchError("connection_error", f"cannot connect to {url.host}: {exc}") from exc
     except aiohttp.ClientResponseError as exc:
         raise FetchError("bad_response", f"bad response from {url}: {exc.message}") from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        raise FetchError("connection_reset", f"connection to {url.host} was lost: {exc}") from exc
     except aiohttp.ClientError as exc:
         raise FetchError("http_error", f"request to {url} failed: {exc}") from exc
 

@@ -28,7 +28,7 @@ from skopd.models import (
 )
 from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
-from skopd.web.state import RELEVANCE, SCHEDULER, STORE
+from skopd.web.state import CONFIG, RELEVANCE, SCHEDULER, STORE
 
 JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
 routes = web.RouteTableDef()
@@ -63,6 +63,11 @@ def _status(snap: Snapshot) -> StatusResponse:
 @routes.post("/scrape/")
 async def submit(request: web.Request) -> web.Response:
     req = parse_scrape_request(await request.read())
+    if not req.parameters.respect_robots and not request.app[CONFIG].crawler.allow_ignore_robots:
+        raise BadRequest(
+            "parameters.respect_robots: this daemon obeys robots.txt for every job "
+            "(crawler.allow_ignore_robots is false)"
+        )
     job = await request.app[SCHEDULER].submit(request[OWNER], req)
     return json_response(
         CreateResponse(

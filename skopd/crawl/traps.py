@@ -1,0 +1,154 @@
+"""Crawler traps: URL shapes that generate pages without end, and pages seen before.
+
+The checks read a link's de-duplication key (`urls.normalize_url`), which is seen once per
+job, so a count per path or pattern counts distinct URLs. Each check is one pass over the
+URL; `TrapGuard` keeps the per-job counters and what it stopped.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+URL_LENGTH = "url_length"
+QUERY_VARIANTS = "query_variants"
+REPEATED_SEGMENTS = "repeated_segments"
+CALENDAR = "calendar"
+DUPLICATE_CONTENT = "duplicate_content"
+
+MAX_QUERIES_PER_PATH = 100  # above the usual pagination, far below a session-id trap
+MAX_SEGMENT_REPEATS = 2  # /a/b/a/b/a/b: "a" a third time is a loop
+MAX_DATE_CHAIN = 100  # date-like links found on date-like pages, per URL pattern
+EARLIEST_YEAR = 1900
+YEARS_AHEAD = 10
+
+# A year and a month (2024-06, 2024/6, 2024_06, 2024.06, and so full dates too), or a
+# year parameter (?year=2024): one pass over the URL.
+_DATE = re.compile(
+    r"(?<![0-9])([12][0-9]{3})[-/_.](?:0?[1-9]|1[0-2])(?![0-9])"
+    r"|[?&;](?i:year|yr|jahr|annee|anno|jaar|ano|rok)=([0-9]{1,6})(?![0-9])"
+)
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def years(key: str) -> list[int]:
+    """Years of the date-like parts of a URL: year-month pairs and year= parameters."""
+    return [int(m.group(1) or m.group(2)) for m in _DATE.finditer(key)]
+
+
+def date_pattern(key: str) -> str:
+    """The URL with every number replaced: one pattern per calendar view."""
+    return _DIGITS.sub("#", key)
+
+
+def repeated_segment(key: str) -> bool:
+    """A path segment occurring more than MAX_SEGMENT_REPEATS times: a relative-link loop."""
+    path = key.partition("?")[0]
+    start = path.find("/", path.find("://") + 3)
+    if start == -1 or path.count("/", start) <= MAX_SEGMENT_REPEATS:
+        return False
+    counts: dict[str, int] = {}
+    for segment in path[start + 1 :].split("/"):
+        if segment:
+            n = counts[segment] = counts.get(segment, 0) + 1
+            if n > MAX_SEGMENT_REPEATS:
+                return True
+    return False
+
+
+class TrapGuard:
+    """A job's trap checks; `stopped` counts the URLs (and pages) each kind held back."""
+
+    def __init__(
+        self,
+        max_url_length: int,
+        year_now: int,
+        max_queries_per_path: int = MAX_QUERIES_PER_PATH,
+        max_date_chain: int = MAX_DATE_CHAIN,
+    ) -> None:
+        self.max_url_length = max_url_length
+        self.first_year = EARLIEST_YEAR
+        self.last_year = year_now + YEARS_AHEAD
+        self.max_queries = max_queries_per_path
+        self.max_chain = max_date_chain
+        self.stopped: Counter[str] = Counter()
+        self._queries: Counter[str] = Counter()
+        self._chains: Counter[str] = Counter()
+        self._contents: set[int] = set()
+
+    def page_link(self, url: str, key: str, from_dated_page: bool) -> str | None:
+        """The trap that stops a link to a page, or None. Call once per distinct key."""
+        kind = (
+            self._shape(url, key)
+            or self._calendar(key, from_dated_page)
+            or self._query_variant(key)
+        )
+        return self._stop(kind)
+
+    def document_link(self, url: str, key: str) -> str | None:
+        """Documents end the chain, so only the shapes no server means are refused."""
+        return self._stop(self._shape(url, key))
+
+    def dated(self, url: str) -> bool:
+        return _DATE.search(url) is not None
+
+    def duplicate_content(self, body: bytes) -> bool:
+        """Whether an earlier page had exactly these bytes (its links are then known)."""
+        # 64 bits are plenty for one job's pages, and hash() is twice as fast as sha256.
+        digest = hash(body)
+        if digest in self._contents:
+            self.stopped[DUPLICATE_CONTENT] += 1
+            return True
+        self._contents.add(digest)
+        return False
+
+    def _stop(self, kind: str | None) -> str | None:
+        if kind is not None:
+            self.stopped[kind] += 1
+        return kind
+
+    def _shape(self, url: str, key: str) -> str | None:
+        if len(url) > self.max_url_length:
+            return URL_LENGTH
+        if repeated_segment(key):
+            return REPEATED_SEGMENTS
+        return None
+
+    def _calendar(self, key: str, from_dated_page: bool) -> str | None:
+        found = years(key)
+        if not found:
+            return None
+        if any(not self.first_year <= y <= self.last_year for y in found):
+            return CALENDAR
+        if from_dated_page:
+            pattern = date_pattern(key)
+            self._chains[pattern] += 1
+            if self._chains[pattern] > self.max_chain:
+                return CALENDAR
+        return None
+
+    def _query_variant(self, key: str) -> str | None:
+        path, _, query = key.partition("?")
+        if not query:
+            return None
+        self._queries[path] += 1
+        return QUERY_VARIANTS if self._queries[path] > self.max_queries else None
+
+    def summary(self) -> list[str]:
+        """One warning per kind of trap met, with its count."""
+        messages = {
+            URL_LENGTH: f"links longer than crawler.max_url_length ({self.max_url_length} "
+            "characters) were not followed",
+            QUERY_VARIANTS: f"links were not followed: more than {self.max_queries} query "
+            "strings on one path (a crawler trap: session ids, endless filters or sorting)",
+            REPEATED_SEGMENTS: "links were not followed: a path segment repeated "
+            f"{MAX_SEGMENT_REPEATS + 1} or more times (a crawler trap such as /a/b/a/b/a/b)",
+            CALENDAR: f"links were not followed: dates outside {self.first_year}-"
+            f"{self.last_year}, or more than {self.max_chain} date-to-date links of one "
+            "URL pattern (a calendar trap)",
+            DUPLICATE_CONTENT: "pages had the same content as an earlier page; their links "
+            "were not followed",
+        }
+        return [
+            f"{self.stopped[kind]} {text}" for kind, text in messages.items() if self.stopped[kind]
+        ]
