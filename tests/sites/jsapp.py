@@ -1,0 +1,250 @@
+"""A JavaScript application ("Riverton Portal") whose document links only scripts write.
+
+``make_jsapp()`` returns a fresh aiohttp app; ``app[HITS]`` counts requests per ``path_qs``.
+Plain inline JavaScript, no external resources. ``EXPECTED[path]`` lists the links a
+render of ``path`` must find; none of them is in the HTML the server sends.
+
+  /static       plain HTML, no script: /docs/static-1.pdf, /docs/static-2.pdf and an
+                <img src="/img/logo.png"> (a render that blocks images never asks for it)
+  /timer        a setTimeout of 300 ms writes /docs/timer-1.pdf
+  /fetch        fetch("/api/fetch") (answered after 100 ms) writes /docs/fetch-1..3.pdf
+  /more         /docs/more-1.pdf; each click on "Load more" fetches the next item:
+                /docs/more-2.pdf, then /docs/more-3.pdf and the button goes (two clicks).
+                Before it, a "Show more" button whose handler tries to leave the site
+                (location.href = OFFSITE) and a real link "Next" to OFFSITE
+  /spa/, /spa/* one shell for every route; at /spa/ the router pushState()s to /spa/docs
+                after 100 ms; /spa/docs renders /docs/route-1.pdf, /docs/route-2.pdf
+  /lazy         a 3,000 px list; an IntersectionObserver at its end fetches one more
+                batch per scroll: /docs/lazy-1.pdf, /docs/lazy-2.pdf, /docs/lazy-3.pdf
+  /alert        alert() and confirm() (which block scripts until answered), then
+                /docs/alert-1.pdf
+  /stuck        /docs/stuck-1.pdf, then a synchronous <script src="/never.js"> that is never
+                answered: neither DOMContentLoaded nor load ever fires
+  /tracker      an async <script src="/never.js">: parsed (DOMContentLoaded writes
+                /docs/tracker-1.pdf) but `load` never fires
+  /moved        302 to /static
+  /silent       never answers, not even with headers
+/never.js and /silent are held open until the app shuts down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import collections
+from typing import Final
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+HITS: Final = web.AppKey[collections.Counter[str]]("jsapp_hits")
+_STOPPING: Final = web.AppKey[asyncio.Event]("jsapp_stopping")
+
+OFFSITE: Final = "http://127.0.0.1:9/elsewhere"  # the discard port: nothing answers
+EXPECTED: Final = {
+    "/static": ["/docs/static-1.pdf", "/docs/static-2.pdf"],
+    "/timer": ["/docs/timer-1.pdf"],
+    "/fetch": ["/docs/fetch-1.pdf", "/docs/fetch-2.pdf", "/docs/fetch-3.pdf"],
+    "/more": ["/docs/more-1.pdf", "/docs/more-2.pdf", "/docs/more-3.pdf"],
+    "/spa/": ["/docs/route-1.pdf", "/docs/route-2.pdf"],
+    "/lazy": ["/docs/lazy-1.pdf", "/docs/lazy-2.pdf", "/docs/lazy-3.pdf"],
+    "/tracker": ["/docs/tracker-1.pdf"],
+    "/alert": ["/docs/alert-1.pdf"],
+}
+_PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+)
+# Writes <li><a href=...>title</a></li> into #list; shared by the pages below.
+_ADD = """<script>
+function addLink(href, title) {
+  const li = document.createElement("li");
+  const a = document.createElement("a");
+  a.href = href; a.textContent = title;
+  li.append(a); document.getElementById("list").append(li);
+}
+</script>"""
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{title}</title>"
+        f"</head><body><h1>{title}</h1>{body}</body></html>"
+    )
+
+
+_PAGES: Final = {
+    "/static": _page(
+        "Council minutes",
+        '<img src="/img/logo.png" alt="Riverton"><ul id="list">'
+        '<li><a href="/docs/static-1.pdf">Minutes January</a></li>'
+        '<li><a href="/docs/static-2.pdf">Minutes February</a></li></ul>',
+    ),
+    "/timer": _page(
+        "Notices",
+        '<ul id="list"></ul>'
+        + _ADD
+        + '<script>setTimeout(() => addLink("/docs/timer-1.pdf", "Notice 1"), 300);</script>',
+    ),
+    "/fetch": _page(
+        "Budget",
+        '<ul id="list"></ul>'
+        + _ADD
+        + """<script>
+fetch("/api/fetch").then((r) => r.json())
+  .then((items) => items.forEach((i) => addLink(i.href, i.title)));
+</script>""",
+    ),
+    "/more": _page(
+        "Archive",
+        f'<ul id="list"><li><a href="/docs/more-1.pdf">Item 1</a></li></ul>'
+        f'<p><a href="{OFFSITE}">Next</a></p>'
+        '<button id="away" type="button">Show more</button>'
+        '<button id="more" type="button">Load more</button>'
+        + _ADD
+        + f"""<script>
+let page = 1;
+document.getElementById("away").onclick = () => {{ location.href = "{OFFSITE}"; }};
+document.getElementById("more").onclick = async (event) => {{
+  const button = event.currentTarget;
+  page += 1;
+  const item = await (await fetch("/api/more?page=" + page)).json();
+  addLink(item.href, item.title);
+  if (page >= 3) button.remove();
+}};
+</script>""",
+    ),
+    "/spa/": _page(
+        "Portal",
+        '<nav><a href="/spa/about">About</a></nav><div id="app"></div>'
+        + """<script>
+const views = {
+  "/spa/docs": '<h2>Documents</h2><ul><li><a href="/docs/route-1.pdf">Plan</a></li>'
+    + '<li><a href="/docs/route-2.pdf">Report</a></li></ul>',
+  "/spa/about": "<p>About the portal.</p>",
+};
+function show() {
+  document.getElementById("app").innerHTML = views[location.pathname] || "<p>Welcome</p>";
+}
+show();
+if (location.pathname === "/spa/") {
+  setTimeout(() => { history.pushState({}, "", "/spa/docs"); show(); }, 100);
+}
+addEventListener("popstate", show);
+</script>""",
+    ),
+    "/lazy": _page(
+        "News",
+        '<ul id="list"></ul><div id="end">Loading…</div>'
+        + _ADD
+        + """<script>
+function filler(count) {
+  for (let i = 0; i < count; i++) {
+    const li = document.createElement("li");
+    li.style.height = "60px"; li.textContent = "Story";
+    document.getElementById("list").append(li);
+  }
+}
+filler(50);
+let batch = 0, busy = false;
+new IntersectionObserver(async (entries) => {
+  if (!entries[0].isIntersecting || busy || batch >= 3) return;
+  busy = true; batch += 1;
+  const item = await (await fetch("/api/lazy?batch=" + batch)).json();
+  addLink(item.href, item.title); filler(50);
+  busy = false;
+  if (batch >= 3) document.getElementById("end").textContent = "The end";
+}).observe(document.getElementById("end"));
+</script>""",
+    ),
+    "/alert": _page(
+        "Welcome",
+        '<ul id="list"></ul>'
+        + _ADD
+        + """<script>
+alert("Welcome to the portal");
+if (!confirm("Accept cookies?")) addLink("/docs/alert-1.pdf", "Cookie-free archive");
+</script>""",
+    ),
+    "/stuck": _page(
+        "Stuck",
+        '<ul id="list"><li><a href="/docs/stuck-1.pdf">Stuck 1</a></li></ul>'
+        '<script src="/never.js"></script><p>Never parsed</p>',
+    ),
+    "/tracker": _page(
+        "Tracked",
+        '<ul id="list"></ul>'
+        + _ADD
+        + """<script async src="/never.js"></script><script>
+document.addEventListener("DOMContentLoaded",
+  () => addLink("/docs/tracker-1.pdf", "Tracker 1"));
+</script>""",
+    ),
+}
+
+
+def make_jsapp() -> web.Application:
+    app = web.Application(middlewares=[_count])
+    app[HITS] = collections.Counter()
+    app[_STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_release)
+    app.router.add_get("/spa/{route:.*}", _spa)
+    app.router.add_get("/api/fetch", _api_fetch)
+    app.router.add_get("/api/more", _api_more)
+    app.router.add_get("/api/lazy", _api_lazy)
+    app.router.add_get("/never.js", _never)
+    app.router.add_get("/silent", _never)
+    app.router.add_get("/moved", _moved)
+    app.router.add_get("/img/logo.png", _logo)
+    app.router.add_get("/{page}", _html)
+    return app
+
+
+@web.middleware
+async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request.app[HITS][request.path_qs] += 1
+    return await handler(request)
+
+
+async def _release(app: web.Application) -> None:
+    app[_STOPPING].set()
+
+
+async def _html(request: web.Request) -> web.Response:
+    body = _PAGES.get(request.path)
+    if body is None:
+        raise web.HTTPNotFound(text="no such page")
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _spa(request: web.Request) -> web.Response:
+    return web.Response(text=_PAGES["/spa/"], content_type="text/html")
+
+
+async def _api_fetch(request: web.Request) -> web.Response:
+    await asyncio.sleep(0.1)
+    items = [{"href": f"/docs/fetch-{n}.pdf", "title": f"Budget {n}"} for n in (1, 2, 3)]
+    return web.json_response(items)
+
+
+async def _api_more(request: web.Request) -> web.Response:
+    page = int(request.query.get("page", "2"))
+    return web.json_response({"href": f"/docs/more-{page}.pdf", "title": f"Item {page}"})
+
+
+async def _api_lazy(request: web.Request) -> web.Response:
+    await asyncio.sleep(0.05)
+    batch = int(request.query.get("batch", "1"))
+    return web.json_response({"href": f"/docs/lazy-{batch}.pdf", "title": f"Story {batch}"})
+
+
+async def _never(request: web.Request) -> web.Response:
+    await request.app[_STOPPING].wait()
+    return web.Response(text="", content_type="text/javascript")
+
+
+async def _moved(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/static")
+
+
+async def _logo(request: web.Request) -> web.Response:
+    return web.Response(body=_PNG, content_type="image/png")
