@@ -472,20 +472,6 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else _document(row)
 
-    async def page_count(self, job_id: str) -> int:
-        async with self.r.execute("SELECT count(*) FROM pages WHERE job_id = ?", (job_id,)) as c:
-            row = await c.fetchone()
-        return int(row[0]) if row else 0
-
-    async def candidate_decisions(self, job_id: str) -> dict[str, int]:
-        async with self.r.execute(
-            "SELECT decision, count(*) FROM candidates WHERE job_id = ? GROUP BY decision",
-            (job_id,),
-        ) as cur:
-            return {row[0]: row[1] for row in await cur.fetchall()}
-
-    # -- errors and warnings ----------------------------------------------
-
     async def errors(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[JobErrorInfo]:
