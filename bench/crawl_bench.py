@@ -134,7 +134,7 @@ def free_port() -> int:
         return port
 
 
-def _memory_mb(pid: int) -> tuple[float, float]:
+def memory_mb(pid: int) -> tuple[float, float]:
     """(VmRSS, VmHWM) of a process, in MiB; zeros once it has gone."""
     fields = {}
     try:
@@ -177,7 +177,7 @@ def _watch_job(api: str, job_id: str, pid: int, timeout_s: float) -> SkopdResult
     deadline = time.monotonic() + timeout_s
     while True:
         status = call(f"{api}/scrape/status/{job_id}")
-        last, hwm = _memory_mb(pid)
+        last, hwm = memory_mb(pid)
         peak = max(peak, hwm)
         if not status["is_active"]:
             return SkopdResult(status, call(f"{api}/scrape/results/{job_id}"), peak, last)

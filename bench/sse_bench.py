@@ -31,7 +31,7 @@ from typing import Any, Self, TypeVar
 
 import aiohttp
 from aiohttp import web
-from crawl_bench import SkopdFailed, call, free_port
+from crawl_bench import SkopdFailed, call, free_port, memory_mb
 from sitegen import PROMPT, make_bench_site
 
 POLL_S = 0.2
@@ -61,13 +61,6 @@ def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(run())
-
-
-def _peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _cpu_s(pid: int) -> float:
@@ -545,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
                             raise SkopdFailed(f"no subscriber saw `done`: {load.errors[:1]}")
                         _report_run(label, loaded, alone)
                         _report_load(load, n)
-                _row("daemon RSS MB (peak VmHWM)", f"{_peak_rss_mb(daemon.pid):.0f}")
+                _row("daemon RSS MB (peak VmHWM)", f"{memory_mb(daemon.pid)[1]:.0f}")
             except (SkopdFailed, OSError, KeyError, ValueError) as exc:
                 print(f"sse_bench: failed: {exc}", file=sys.stderr)
                 print(f"--- daemon log (tail) ---\n{daemon.log_tail()}", file=sys.stderr)

@@ -36,7 +36,7 @@ from skopd.crawl.traps import TrapGuard
 from skopd.models import Job, StoredDocument, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
-from skopd.relevance.doctext import DocTextError, extract_text
+from skopd.relevance.doctext import TEXT_TYPES, DocTextError, extract_text
 from skopd.relevance.lexical import is_ambiguous
 from skopd.relevance.query import Query, build_query, link_priority
 
@@ -46,7 +46,6 @@ SNIFF_BYTES = 8192
 DOWNLOAD_PRIORITY = -10.0
 PROBE_PRIORITY = -2.0  # after relevant downloads, before any page
 MAX_PROBES = 100  # per job
-TEXT_TYPES = frozenset({"pdf", "docx", "odt", "rtf", "txt", "csv", "xlsx", "pptx", "ods", "odp"})
 ROBOTS_KINDS = frozenset({"robots_disallowed", "robots_unavailable"})
 LISTED_ROBOTS_ERRORS = 10  # page URLs skipped by robots.txt shown as errors; the rest counted
 
@@ -535,13 +534,8 @@ class Crawl:
         scored = {s.id: s for s in await self.scorer.score(self.query, cands)}
         for item, cand in zip(items, cands, strict=True):
             self._scored(item, cand, scored.get(cand.id))
-            if item.score >= self.params.confidence_threshold:
-                self._push(DOWNLOAD_PRIORITY - item.score, item)
-            elif self._may_probe(cand):
-                item.probe = True
-                self._push(PROBE_PRIORITY, item)
-            else:
-                self._below_threshold(item)
+            if self._worth_fetching(item):
+                self._push(PROBE_PRIORITY if item.probe else DOWNLOAD_PRIORITY - item.score, item)
 
     def _scored(self, item: Item, cand: Candidate, result: Scored | None) -> None:
         item.candidate = cand
@@ -557,12 +551,16 @@ class Crawl:
         self.probes += 1
         return True
 
-    def _below_threshold(self, item: Item) -> None:
+    def _worth_fetching(self, item: Item) -> bool:
+        """At or above the threshold, or worth a probe; else recorded as below it."""
         assert item.candidate is not None
-        self.rec.candidate(
-            item.url, item.source_page, item.name, item.candidate.doc_type, item.score,
-            "below_threshold",
-        )  # fmt: skip
+        if item.score >= self.params.confidence_threshold:
+            return True
+        if self._may_probe(item.candidate):
+            item.probe = True
+            return True
+        self._decided(item, "below_threshold")
+        return False
 
     def _candidate(self, item: Item, kind: str, filename: str | None = None) -> Candidate:
         link = item.link
@@ -589,12 +587,8 @@ class Crawl:
         cand = self._candidate(item, kind, filename)
         scored = await self.scorer.score(self.query, [cand])
         self._scored(item, cand, scored[0] if scored else None)
-        if item.score < self.params.confidence_threshold:
-            if not self._may_probe(cand):
-                self._below_threshold(item)
-                return
-            item.probe = True
-        await self._store(item, resp, head)
+        if self._worth_fetching(item):
+            await self._store(item, resp, head)
 
     # -- downloads --------------------------------------------------------
 

@@ -680,3 +680,6 @@ _READERS: Final[dict[str, _Reader]] = {
     "xls": _no_text,
     "ppt": _no_text,
 }
+
+# The types whose text can be read (binary Office formats give none).
+TEXT_TYPES: Final = frozenset(t for t, reader in _READERS.items() if reader is not _no_text)
