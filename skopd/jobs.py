@@ -8,6 +8,7 @@ import asyncio
 import collections
 import functools
 import logging
+import re
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from skopd.store import Store
 log = logging.getLogger("skopd.jobs")
 
 CANCEL_WAIT_S = 5.0
+JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
 RESTART_MESSAGE = "the daemon restarted while the job was running; submit it again"
 
 
@@ -117,9 +119,9 @@ class Scheduler:
 
     async def owned(self, owner: str, job_id: str) -> Job:
         """The job, if it exists and belongs to `owner`; a 404 either way otherwise."""
-        job = await self.store.get_job(job_id)
+        job = await self.store.get_job(job_id) if JOB_ID.match(job_id) else None
         if job is None or job.owner != owner:
-            raise NotFound(f"job {job_id} not found")
+            raise NotFound(f"job {job_id[:80]} not found")
         return job
 
     async def cancel(self, owner: str, job_id: str) -> tuple[Job, JobStatus]:

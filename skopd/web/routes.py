@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
@@ -12,6 +11,7 @@ from aiohttp import web
 from skopd import __version__
 from skopd.crawl.doctypes import MIME_TYPES
 from skopd.errors import BadRequest, NotFound
+from skopd.jobs import JOB_ID
 from skopd.models import (
     CancelResponse,
     CreateResponse,
@@ -30,7 +30,6 @@ from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
 from skopd.web.state import CONFIG, RELEVANCE, SCHEDULER, STORE
 
-JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
 routes = web.RouteTableDef()
 
 

@@ -21,8 +21,8 @@ from skopd.events import Sink, Subscription, encode, status_frame
 from skopd.models import JobStatus, StatusResponse, status_view
 from skopd.store import Store
 from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
-from skopd.web.routes import JOB_ID, json_response
-from skopd.web.state import BUS, STORE
+from skopd.web.routes import json_response
+from skopd.web.state import BUS, SCHEDULER, STORE
 
 RETRY_MS = 2000
 PING_S = 15.0
@@ -52,17 +52,11 @@ async def mint_token(request: web.Request) -> web.Response:
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise BadRequest(f"body: {exc}") from exc
     if req.job_id is not None:
-        await _owned_job(request, req.job_id)
+        await request.app[SCHEDULER].owned(request[OWNER], req.job_id)
     token, expires = request.app[SIGNER_KEY].mint(request[OWNER], req.job_id)
     return json_response(
         TokenResponse(token, datetime.fromtimestamp(expires, UTC), req.job_id), status=201
     )
-
-
-async def _owned_job(request: web.Request, job_id: str) -> None:
-    job = await request.app[STORE].get_job(job_id) if JOB_ID.match(job_id) else None
-    if job is None or job.owner != request[OWNER]:
-        raise NotFound(f"job {job_id[:80]} not found")
 
 
 def _last_event_id(request: web.Request) -> int:
@@ -89,7 +83,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     scope = request.get(TOKEN_JOB)
     if scope is not None and scope != job_id:
         raise NotFound(f"job {job_id[:80]} not found")
-    await _owned_job(request, job_id)
+    await request.app[SCHEDULER].owned(request[OWNER], job_id)
     last = _last_event_id(request)
     bus, store = request.app[BUS], request.app[STORE]
     sub = bus.subscribe_job(job_id)  # before the replay: what is published meanwhile waits
