@@ -62,6 +62,9 @@ class RelevanceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     doc_text_max_chars: int = 4000
     doc_text_max_pages: int = 3
     doc_text_timeout_s: float = 10.0
+    extract_context_chars: int = 12000
+    extract_max_calls: int = 10
+    extract_answer_tokens: int = 2048
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -108,6 +111,10 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("relevance.doc_text_max_chars", 0, 1_000_000),
     ("relevance.doc_text_max_pages", 1, 1000),
     ("relevance.doc_text_timeout_s", 0.1, 600),
+    # Page text, instructions and answer share the model's 8192-token context.
+    ("relevance.extract_context_chars", 1000, 20000),
+    ("relevance.extract_max_calls", 1, 1000),
+    ("relevance.extract_answer_tokens", 64, 4096),
 )
 
 

@@ -2,8 +2,12 @@
 
 ``GET /api/tags`` lists ``models``; ``POST /api/chat`` (non-streaming) answers a plan for
 plan questions and, for scoring questions, a score per candidate it was sent: the share of
-the request's words found in the candidate's text. Every request is recorded, with its
-start and end time, and test hooks break answers in the ways a real model can.
+the request's words found in the candidate's text. Extraction questions (any other chat)
+get the test's queued ``replies``, else what its ``reply`` function computes, else a rule's
+answer: free text gets the page lines holding a word of the instructions, a JSON schema
+with an ``items`` list gets one item per Markdown link of the page. Every request is
+recorded, with its start and end time and the token counts answered, and test hooks break
+answers in the ways a real model can.
 """
 
 from __future__ import annotations
@@ -45,14 +49,40 @@ class Call:
     body: dict[str, Any]
     started: float
     ended: float = 0.0
+    tokens: tuple[int, int] = (0, 0)  # prompt_eval_count, eval_count answered
 
     @property
     def user(self) -> str:
         return str(self.body["messages"][-1]["content"])
 
     @property
+    def system(self) -> str:
+        return str(self.body["messages"][0]["content"])
+
+    @property
+    def format(self) -> Any:
+        return self.body.get("format")
+
+    @property
     def is_plan(self) -> bool:
-        return "topics" in self.body.get("format", {}).get("properties", {})
+        fmt = self.format
+        return isinstance(fmt, dict) and "topics" in fmt.get("properties", {})
+
+    @property
+    def is_scoring(self) -> bool:
+        return CANDIDATES_MARKER in self.user
+
+    @property
+    def is_extraction(self) -> bool:
+        return not self.is_plan and not self.is_scoring
+
+    @property
+    def page(self) -> str:
+        """The page Markdown an extraction call was sent."""
+        return self.user.split(":\n", 1)[1] if ":\n" in self.user else ""
+
+
+Reply = str | dict[str, Any] | list[Any]
 
 
 @dataclass
@@ -64,7 +94,9 @@ class FakeOllama:
     content: str | None = None  # answer every chat with exactly this
     plan: dict[str, Any] | None = None  # answer plan questions with this
     edit: Callable[[Entries], Entries] | None = None  # change a scoring answer's entries
-    tokens: tuple[int, int] = (120, 30)  # prompt_eval_count, eval_count per chat
+    tokens: tuple[int, int] = (120, 30)  # prompt_eval_count, eval_count per relevance chat
+    replies: list[Reply] = field(default_factory=list)  # the next extraction answers, in order
+    reply: Callable[[Call], Reply] | None = None  # an extraction answer computed per call
     active: int = 0
     max_active: int = 0  # most chat calls in flight at once
     host: str = ""
@@ -77,7 +109,11 @@ class FakeOllama:
 
     @property
     def scoring(self) -> list[Call]:
-        return [c for c in self.chats if not c.is_plan]
+        return [c for c in self.chats if c.is_scoring]
+
+    @property
+    def extractions(self) -> list[Call]:
+        return [c for c in self.chats if c.is_extraction]
 
     async def start(self) -> str:
         app = web.Application()
@@ -118,13 +154,21 @@ class FakeOllama:
             return web.json_response({"error": f"fake failure {status}"}, status=status)
         if not any(_same_model(model, m) for m in self.models):
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
+        tokens = self.tokens
         if self.content is not None:
             content = self.content
         elif call.is_plan:
             content = json.dumps(self.plan if self.plan is not None else plan_for(call.user))
-        else:
+        elif call.is_scoring:
             entries = judge(call.user)
             content = json.dumps({"results": self.edit(entries) if self.edit else entries})
+        else:
+            answer = self.replies.pop(0) if self.replies else (self.reply or extract)(call)
+            content = answer if isinstance(answer, str) else json.dumps(answer)
+            # Roughly what a tokenizer counts: four characters a token.
+            sent = sum(len(m["content"]) for m in call.body["messages"])
+            tokens = (sent // 4 + 10, len(content) // 4 + 1)
+        call.tokens = tokens
         return web.json_response(
             {
                 "model": model,
@@ -134,8 +178,8 @@ class FakeOllama:
                 "done_reason": "stop",
                 "total_duration": 1_200_000_000,
                 "load_duration": 10_000_000,
-                "prompt_eval_count": self.tokens[0],
-                "eval_count": self.tokens[1],
+                "prompt_eval_count": tokens[0],
+                "eval_count": tokens[1],
             }
         )
 
@@ -201,3 +245,35 @@ def judge(user: str) -> Entries:
         name = cand.get("link") or cand.get("file") or "document"
         out.append({"id": cand["id"], "score": round(share, 2), "name": f"Judged: {name}"})
     return out
+
+
+_MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
+
+
+def instructions_of(user: str) -> str:
+    found = re.search(r"^Instructions: (.*)$", user, re.MULTILINE)
+    return found.group(1) if found else ""
+
+
+def extract(call: Call) -> Reply:
+    """The rule model's extraction answer (see the module docstring)."""
+    fmt = call.format
+    if isinstance(fmt, dict) and "items" in fmt.get("properties", {}):
+        item = fmt["properties"]["items"]["items"]
+        props = item.get("properties", {})
+        items = []
+        for text, url in _MD_LINK.findall(call.page):
+            entry: dict[str, Any] = {}
+            for name in props:
+                if name in ("name", "title", "text"):
+                    entry[name] = text
+                elif name in ("url", "link", "href"):
+                    entry[name] = url
+            if entry:
+                items.append(entry)
+        return {"items": items}
+    words = [w for w in re.findall(r"\w{4,}", instructions_of(call.user).lower())]
+    lines = [ln for ln in call.page.splitlines() if any(w in ln.lower() for w in words)]
+    if fmt:
+        return {"lines": lines}
+    return "\n".join(lines) if lines else "NOTHING"

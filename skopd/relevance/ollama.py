@@ -12,7 +12,7 @@ import asyncio
 import datetime
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import httpx
 import msgspec
@@ -91,9 +91,15 @@ class OllamaModel:
         return None
 
     async def ask(
-        self, system: str, user: str, schema: Mapping[str, Any], max_tokens: int
+        self, system: str, user: str, schema: Mapping[str, Any] | None, max_tokens: int
     ) -> Reply:
-        """One chat call; raises ModelError. The timeout starts once a slot is free."""
+        """One chat call; raises ModelError. The timeout starts once a slot is free.
+
+        With a `schema` the answer is JSON under it; with {} any JSON; with None free text.
+        """
+        answer_format: Literal["json"] | dict[str, Any] | None = None
+        if schema is not None:
+            answer_format = dict(schema) if schema else "json"
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         options = {"temperature": 0, "num_ctx": CONTEXT_TOKENS, "num_predict": max_tokens}
         async with self.gate:
@@ -102,7 +108,7 @@ class OllamaModel:
                     answer = await self.client.chat(
                         model=self.model,
                         messages=messages,
-                        format=dict(schema),
+                        format=answer_format,
                         options=options,
                         stream=False,
                     )

@@ -1,0 +1,404 @@
+"""Prompt-driven extraction from page Markdown with the local model.
+
+The page is cut into windows that fit the model's context (``extract_context_chars``), each
+window is one chat call, and the answers are merged: Markdown parts joined, JSON objects
+merged key by key, items concatenated without repeats. A JSON answer that does not decode
+or does not fit the schema is asked again once; a window still without a valid answer is
+left out, and when no window gave one the extraction has ``failed`` with the reason. The
+calls of one extraction are bounded by ``extract_max_calls`` (retries included), and their
+token counts are summed. The Extractor never raises for a model problem: callers decide
+what to return instead (Spidra-style jobs return the raw Markdown, schema jobs the page's
+own structured data).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final, Literal
+
+import msgspec
+
+from skopd.config import RelevanceConfig
+from skopd.content.chunks import chunk_markdown
+from skopd.content.schema import violation
+from skopd.content.structured import coerce, item_schema
+from skopd.relevance.ollama import ModelError, OllamaModel
+
+_CHECK_TTL_S: Final = 5.0  # how long an availability answer is trusted
+_NOTHING: Final = "NOTHING"
+_ITEMS_KEY: Final = "items"
+_MD_SYSTEM: Final = (
+    "You extract information from a web page given as Markdown, following the user's"
+    " instructions. Use only what the page states; keep names, numbers, dates and links"
+    " exactly as written. Answer in Markdown, without preamble. The page may come in parts:"
+    f" when this part holds nothing the instructions ask for, answer exactly {_NOTHING}."
+)
+_JSON_SYSTEM: Final = (
+    "You extract information from a web page given as Markdown, following the user's"
+    " instructions. Use only what the page states; keep names, numbers, dates and links"
+    " exactly as written. Answer with JSON only. The page may come in parts: leave out or"
+    " set to null what this part does not state."
+)
+_ITEMS_SYSTEM: Final = (
+    "You extract items from a web page given as Markdown. Answer with JSON only: an object"
+    f' whose "{_ITEMS_KEY}" list holds one object per item the page lists, with the fields'
+    " of the schema, values taken exactly as the page states them (links as absolute URLs)."
+    f' Leave out fields the page does not state. When there are none, "{_ITEMS_KEY}" is [].'
+    " The page may come in parts: extract the items of this part only."
+)
+
+
+class Extraction(msgspec.Struct):
+    content: str | None  # Markdown text, or JSON text when output == "json"
+    data: Any = None  # parsed JSON (output json) or list of items (schema item extraction)
+    failed: bool = False  # model unavailable / invalid answer
+    error: str | None = None
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    truncated: bool = False  # the page was longer than the calls allowed: its end was left out
+    parts: int = 0  # windows the page was cut into (and asked about)
+
+
+class _Invalid(Exception):
+    """An answer that decoded but cannot be used; worth one retry."""
+
+
+class Extractor:
+    """One per daemon. Uses the relevance settings' Ollama host and model; with
+    ``relevance.backend = "lexical"`` no model is ever asked and every extraction fails
+    with a message saying a local model is needed."""
+
+    def __init__(self, settings: RelevanceConfig, model: OllamaModel | None = None) -> None:
+        """`model` shares an existing line to the model (its client and its bound on calls
+        in flight); without one the Extractor opens its own."""
+        self.settings = settings
+        self._owned = model is None and settings.backend != "lexical"
+        self.model = model
+        if self._owned:
+            self.model = OllamaModel(
+                settings.ollama_host,
+                settings.model,
+                settings.request_timeout_s,
+                settings.max_concurrent_requests,
+            )
+        self._checked: tuple[float, str | None] | None = None
+
+    async def close(self) -> None:
+        if self._owned and self.model is not None:
+            await self.model.close()
+
+    async def available(self) -> bool:
+        return await self.unavailable() is None
+
+    async def unavailable(self) -> str | None:
+        """Why extraction cannot use a model now (a message for the user), or None."""
+        s = self.settings
+        hint = f"start Ollama at {s.ollama_host} and `ollama pull {s.model}`"
+        if self.model is None:
+            return (
+                'no local model available: relevance.backend is "lexical"; set it to "auto",'
+                f" {hint}"
+            )
+        now = time.monotonic()
+        if self._checked is None or now - self._checked[0] > _CHECK_TTL_S:
+            reason = await self.model.unavailable()
+            self._checked = (now, reason)
+        reason = self._checked[1]
+        return None if reason is None else f"no local model available ({reason}): {hint}"
+
+    async def extract(
+        self,
+        markdown: str,
+        prompt: str | None,
+        *,
+        schema: dict[str, Any] | None = None,
+        output: Literal["markdown", "json"] = "markdown",
+    ) -> Extraction:
+        """The prompt's answer from the page. A schema means a JSON answer under it,
+        whatever `output` says. Without prompt and schema the Markdown is the content."""
+        as_json = output == "json" or schema is not None
+        if not (prompt and prompt.strip()) and schema is None:
+            if not as_json:
+                return Extraction(content=markdown)
+            prompt = "Extract the page's main information as JSON."
+        instructions = (prompt or "Extract the data the schema describes.").strip()
+        if not as_json:
+            run = _Run(self, _MD_SYSTEM, instructions, None, _read_markdown)
+            parts = await run.over(markdown)
+            texts = [p for p in parts if isinstance(p, str) and p]
+            return run.result(parts, "\n\n".join(texts) if parts else None, None)
+        answer_schema: dict[str, Any] = schema if schema is not None else {}
+        run = _Run(self, _JSON_SYSTEM, instructions, answer_schema, _json_reader(answer_schema))
+        parts = await run.over(markdown)
+        merged = _merge_objects(parts) if parts else None
+        content = msgspec.json.encode(merged).decode() if parts else None
+        return run.result(parts, content, merged)
+
+    async def extract_items(
+        self,
+        markdown: str,
+        schema: dict[str, Any],
+        *,
+        prompt: str | None = None,
+        max_items: int = 100,
+    ) -> Extraction:
+        """The items the page lists, each a dict under the item schema (`schema` itself,
+        or its ``items`` when it is an array schema); at most `max_items`."""
+        item = item_schema(schema)
+        wrapper = {
+            "type": "object",
+            "properties": {_ITEMS_KEY: {"type": "array", "items": item}},
+            "required": [_ITEMS_KEY],
+        }
+        instructions = "Extract every item." if not prompt or not prompt.strip() else prompt
+        schema_text = msgspec.json.encode(item).decode()
+        run = _Run(
+            self,
+            _ITEMS_SYSTEM,
+            f"{instructions.strip()}\nItem schema: {schema_text}",
+            wrapper,
+            _items_reader(item),
+            enough=lambda parts: len(_unique(parts)) >= max_items,
+        )
+        parts = await run.over(markdown)
+        items = _unique(parts)[: max(0, max_items)] if parts else None
+        content = msgspec.json.encode(items).decode() if items is not None else None
+        return run.result(parts, content, items)
+
+
+_Reader = Callable[[str], Any]
+
+
+class _Run:
+    """One extraction: the windows, the calls made, the tokens spent, the last error."""
+
+    def __init__(
+        self,
+        extractor: Extractor,
+        system: str,
+        instructions: str,
+        schema: dict[str, Any] | None,
+        read: _Reader,
+        enough: Callable[[list[Any]], bool] | None = None,
+    ) -> None:
+        self.extractor = extractor
+        self.system = system
+        self.instructions = instructions
+        self.schema = schema
+        self.read = read
+        self.enough = enough
+        self.calls = 0
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.error: str | None = None
+        self.truncated = False
+        self.windows = 0
+
+    async def over(self, markdown: str) -> list[Any]:
+        """The usable answer of each window, in page order; [] when there is none."""
+        reason = await self.extractor.unavailable()
+        if reason is not None:
+            self.error = reason
+            return []
+        s = self.extractor.settings
+        windows = split_windows(markdown, s.extract_context_chars)
+        if len(windows) > s.extract_max_calls:
+            windows = windows[: s.extract_max_calls]
+            self.truncated = True
+        self.windows = len(windows)
+        answers: list[Any] = []
+        for number, window in enumerate(windows, 1):
+            if self.calls >= s.extract_max_calls:
+                self.truncated = True
+                break
+            found = await self._window(window, number, len(windows))
+            if found is not None:
+                answers.append(found)
+                if self.enough is not None and self.enough(answers):
+                    break
+        return answers
+
+    async def _window(self, window: str, number: int, count: int) -> Any:
+        s = self.extractor.settings
+        model = self.extractor.model
+        assert model is not None
+        part = f" (part {number} of {count})" if count > 1 else ""
+        user = f"Instructions: {self.instructions}\n\nPage{part}:\n{window}"
+        for attempt in range(2):
+            if self.calls >= s.extract_max_calls:
+                self.truncated = True
+                return None
+            self.calls += 1
+            try:
+                reply = await model.ask(self.system, user, self.schema, s.extract_answer_tokens)
+            except ModelError as exc:
+                self.error = f"the local model failed: {exc}"
+                if not exc.transient:
+                    return None
+                continue
+            self.input_tokens += reply.input_tokens
+            self.output_tokens += reply.output_tokens
+            try:
+                return self.read(reply.content)
+            except _Invalid as exc:
+                again = "; asked again" if attempt == 0 else ""
+                self.error = f"the local model gave an invalid answer{part}: {exc}{again}"
+        return None
+
+    def result(self, parts: list[Any], content: str | None, data: Any) -> Extraction:
+        failed = not parts
+        error = self.error if failed else None
+        if failed and error is None:
+            error = "the local model gave no usable answer"
+        return Extraction(
+            content=None if failed else content,
+            data=None if failed else data,
+            failed=failed,
+            error=error,
+            llm_calls=self.calls,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            truncated=self.truncated,
+            parts=self.windows,
+        )
+
+
+def split_windows(markdown: str, max_chars: int) -> list[str]:
+    """The Markdown as consecutive windows of at most `max_chars`, cut between sections."""
+    if len(markdown) <= max_chars:
+        return [markdown] if markdown.strip() else []
+    windows: list[str] = []
+    current = ""
+    for chunk in chunk_markdown(markdown, max_chars):
+        text = chunk.text
+        if chunk.heading and not text.lstrip().startswith("#"):
+            text = f"[{chunk.heading}]\n{text}"  # a section cut in two keeps its heading
+            if len(text) > max_chars:
+                text = chunk.text
+        joined = f"{current}\n\n{text}" if current else text
+        if len(joined) <= max_chars:
+            current = joined
+        else:
+            windows.append(current)
+            current = text
+    if current:
+        windows.append(current)
+    return windows
+
+
+# ---------------------------------------------------------------- reading answers
+
+
+def _read_markdown(content: str) -> str:
+    text = content.strip()
+    if text.startswith("```") and text.endswith("```"):
+        inner = text.split("\n", 1)[1] if "\n" in text else ""
+        text = inner.rsplit("```", 1)[0].strip()
+    if not text:
+        raise _Invalid("an empty answer")
+    return "" if text.strip(" .`*\"'") == _NOTHING else text
+
+
+def _decode(content: str) -> Any:
+    try:
+        return msgspec.json.decode(content.strip().encode())
+    except msgspec.DecodeError:
+        snippet = " ".join(content.split())[:80]
+        raise _Invalid(f"not JSON ({snippet!r})") from None
+
+
+def _json_reader(schema: dict[str, Any]) -> _Reader:
+    def read(content: str) -> Any:
+        value = _decode(content)
+        if schema:
+            value = _conform(value, schema)
+            problem = violation(value, schema)
+            if problem:
+                raise _Invalid(f"does not match the schema ({problem})")
+        return value
+
+    return read
+
+
+def _items_reader(item: dict[str, Any]) -> _Reader:
+    def read(content: str) -> list[Any]:
+        value = _decode(content)
+        entries = value.get(_ITEMS_KEY) if isinstance(value, dict) else value
+        if not isinstance(entries, list):
+            raise _Invalid(f'no "{_ITEMS_KEY}" list')
+        kept: list[Any] = []
+        problem = None
+        for entry in entries:
+            entry = _conform(entry, item)
+            problem = violation(entry, item) or problem
+            if violation(entry, item) is None:
+                kept.append(entry)
+        if entries and not kept:
+            raise _Invalid(f"no item matches the schema ({problem})")
+        return kept
+
+    return read
+
+
+def _conform(value: Any, schema: dict[str, Any]) -> Any:
+    """Small repairs a model's JSON often needs: "12" for 12, a lone value for a list.
+    Properties the schema does not know are dropped, nulls for optional ones too."""
+    props = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(props, dict):
+        return value
+    required = set(schema.get("required") or [])
+    out: dict[str, Any] = {}
+    for name, sub in props.items():
+        if name not in value:
+            continue
+        raw = value[name]
+        if raw is None and name not in required:
+            continue
+        fixed = _conform(raw, sub) if isinstance(sub, dict) else raw
+        if isinstance(sub, dict) and violation(fixed, sub) is not None:
+            repaired = coerce(fixed, sub)
+            fixed = repaired if repaired is not None else fixed
+        out[name] = fixed
+    return out
+
+
+# ---------------------------------------------------------------- merging
+
+
+def _unique(parts: list[Any]) -> list[Any]:
+    seen: set[bytes] = set()
+    out: list[Any] = []
+    for part in parts:
+        for entry in part:
+            key = msgspec.json.encode(entry, order="sorted")
+            if key not in seen:
+                seen.add(key)
+                out.append(entry)
+    return out
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _merge_objects(parts: list[Any]) -> Any:
+    """One JSON value from the answers of several windows: objects merged key by key
+    (the first non-empty value wins, lists are concatenated without repeats), lists
+    concatenated; anything else is the first answer."""
+    merged = parts[0]
+    for part in parts[1:]:
+        merged = _merge(merged, part)
+    return merged
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = dict(a)
+        for key, value in b.items():
+            out[key] = value if key not in out or _empty(out[key]) else _merge(out[key], value)
+        return out
+    if isinstance(a, list) and isinstance(b, list):
+        return _unique([a, b])
+    return b if _empty(a) else a

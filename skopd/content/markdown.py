@@ -1,0 +1,321 @@
+"""A page's main content as Markdown: boilerplate out, structure kept.
+
+lxml finds the main content and removes what is not (navigation, header and footer bars,
+sidebars, cookie banners, share bars, menus of links outside the text), in one pass over
+the tree; html-to-markdown (a maintained Rust converter) turns what is left into Markdown:
+ATX headings, GFM tables, fenced code with its language, nested lists. Every link and image
+is made absolute against the page's URL (or its <base href>). Lists of links to documents
+are content here, never navigation: they are what this daemon looks for.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+from urllib.parse import urljoin
+
+import msgspec
+from html_to_markdown import ConversionOptions, convert
+from lxml import etree
+
+from skopd.content.tree import parse, text_of
+
+
+class PageContent(msgspec.Struct, frozen=True):
+    url: str
+    title: str
+    markdown: str
+    lang: str | None = None
+
+
+# Never content: removed wherever they are, with their text.
+_DROP_TAGS: Final = (
+    "script", "style", "noscript", "template", "svg", "canvas", "iframe", "frame", "object",
+    "embed", "button", "select", "input", "textarea", "dialog", "map", "link", "meta",
+)  # fmt: skip
+_CHROME_TAGS: Final = frozenset({"nav", "header", "footer", "aside", "form", "menu"})
+_CHROME_ROLES: Final = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menu", "menubar",
+     "dialog", "alertdialog", "toolbar", "tablist"}
+)  # fmt: skip
+# Words of a class or id that mark page furniture.
+_CHROME_WORDS: Final = re.compile(
+    r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|mainmenu|submenu|subnav|menubar|sidebar|"
+    r"side-?bar|breadcrumbs?|footer|site-?header|masthead|topbar|toolbar|cookies?|consent|"
+    r"gdpr|banner|share|sharing|social|related|skip|skiplink|advert|ads|advertisement|"
+    r"sponsor|promo|newsletter|popup|modal|overlay|pagination|pager|toc|tocs|headerlink|"
+    r"widget|comments?|disqus|print-?only|sr-only|visually-?hidden|screen-?reader-text|"
+    r"hidden|d-none|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+# The id or class of the element that holds a page's main content, when it has no <main>.
+_MAIN_WORDS: Final = re.compile(
+    r"^(?:main|content|main-?content|page-?content|primary|article|post|entry-?content|"
+    r"post-?content|article-?body|body-?content|document|documentwrapper|bodywrapper|"
+    r"rst-content|markdown-body|inhalt|contenido|contenu)$",
+    re.IGNORECASE,
+)
+_HEADERLINK_TEXT: Final = frozenset({"¶", "#", "§", "🔗", "link", "permalink", ""})
+_HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_LIST_BLOCKS: Final = frozenset({"ul", "ol", "div", "section", "table", "p", "dl"})
+_LINK_DENSE: Final = 0.7  # share of a block's text inside links that makes it a link list
+_FILE_SUFFIX: Final = re.compile(
+    r"\.(?:pdf|docx?|xlsx?|pptx?|odt|ods|odp|rtf|csv|txt|zip|epub|xml|json)(?:$|[?#])",
+    re.IGNORECASE,
+)
+_CODE_CLASS: Final = re.compile(r"(?:^|\s)(?:lang(?:uage)?|highlight(?:-source)?)-([\w+#.-]+)")
+_BLANKS: Final = re.compile(r"\n{3,}")
+_TRAILING: Final = re.compile(r"[ \t]+\n")
+_TITLE_MAX: Final = 300
+_OPTIONS: Final = ConversionOptions(
+    heading_style="atx",
+    bullets="-",
+    compact_tables=True,  # "| a | b |": padding only costs a model's context
+    newline_style="backslash",
+    extract_metadata=False,
+    preprocessing=None,  # the boilerplate is gone already, and links to documents stay
+    skip_images=False,
+)
+
+
+def page_content(html: bytes | str, url: str) -> PageContent:
+    """The main content of one HTML page as Markdown. Pure and CPU-bound: run it in a
+    thread in a server. An empty or unparseable page gives empty Markdown."""
+    root = parse(html)
+    if root is None:
+        return PageContent(url=url, title="", markdown="")
+    lang = (root.get("lang") or root.get("xml:lang") or "").strip() or None
+    base = _base(root, url)
+    title = _title(root)
+    etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
+    body = next(root.iter("body"), root)
+    stats = _Stats(body)
+    main = _main(body, stats)
+    _strip_chrome(main, stats)
+    _prepare(main, base)
+    markdown = _to_markdown(main)
+    if not title:
+        first = next(main.iter("h1"), None)
+        title = text_of(first)[:_TITLE_MAX] if first is not None else ""
+    return PageContent(url=url, title=title, markdown=markdown, lang=lang)
+
+
+def _base(root: etree._Element, url: str) -> str:
+    for base in root.iter("base"):
+        href = (base.get("href") or "").strip()
+        if href:
+            return urljoin(url, href)
+    return url
+
+
+def _title(root: etree._Element) -> str:
+    for element in root.iter("title"):
+        title = text_of(element)
+        if title:
+            return title[:_TITLE_MAX]
+    for meta in root.iter("meta"):
+        if meta.get("property") == "og:title" and (meta.get("content") or "").strip():
+            return " ".join((meta.get("content") or "").split())[:_TITLE_MAX]
+    return ""
+
+
+class _Stats:
+    """Per element, in one pass: text characters, of them inside links, links, links to
+    files, and whether a heading is inside."""
+
+    def __init__(self, body: etree._Element) -> None:
+        self.of: dict[etree._Element, tuple[int, int, int, int, bool]] = {}
+        of = self.of
+        # In reverse document order every element comes after all of its descendants.
+        for element in reversed(list(body.iter())):
+            tag = element.tag
+            if not isinstance(tag, str):
+                continue
+            chars = _chars(element.text)
+            linked = links = files = 0
+            headed = tag in _HEADINGS
+            for child in element:
+                chars += _chars(child.tail)
+                sub = of.get(child)
+                if sub is not None:
+                    chars += sub[0]
+                    linked += sub[1]
+                    links += sub[2]
+                    files += sub[3]
+                    headed = headed or sub[4]
+            if tag == "a":
+                linked, links = chars, links + 1
+                files += _FILE_SUFFIX.search(element.get("href") or "") is not None
+            of[element] = (chars, linked, links, files, headed)
+
+    def chars(self, element: etree._Element) -> int:
+        found = self.of.get(element)
+        return found[0] if found else 0
+
+
+def _chars(text: str | None) -> int:
+    return len(text.strip()) if text else 0
+
+
+def _classes(element: etree._Element) -> str:
+    return f"{element.get('id') or ''} {element.get('class') or ''}".strip()
+
+
+def _main(body: etree._Element, stats: _Stats) -> etree._Element:
+    """The element holding the page's main content: <main>, else [role=main], else the one
+    <article>, else a block whose id or class says it is the content, else <body>."""
+    total = stats.chars(body) or 1
+    mains: list[etree._Element] = []
+    articles: list[etree._Element] = []
+    marked: list[etree._Element] = []
+    for element in body.iter("main", "article", "div", "section", "td"):
+        if element.tag == "main" or element.get("role") == "main":
+            mains.append(element)
+        elif element.tag == "article":
+            articles.append(element)
+        elif any(_MAIN_WORDS.match(w) for w in _classes(element).split()):
+            marked.append(element)
+    candidates = mains + (articles if len(articles) == 1 else []) + marked
+    for candidate in candidates:
+        # A candidate must hold a fair share of the page's text.
+        if stats.chars(candidate) >= 0.2 * total and not _is_chrome(candidate):
+            return _innermost(candidate, stats)
+    return body
+
+
+def _innermost(element: etree._Element, stats: _Stats) -> etree._Element:
+    """A main element that is only a wrapper around one <article> is that article."""
+    articles = list(element.iter("article"))
+    if len(articles) == 1 and articles[0] is not element:
+        inner = articles[0]
+        if stats.chars(inner) >= 0.8 * stats.chars(element):
+            return inner
+    return element
+
+
+def _is_chrome(element: etree._Element) -> bool:
+    tag = element.tag
+    if tag in _CHROME_TAGS or element.get("role") in _CHROME_ROLES:
+        return True
+    if element.get("hidden") is not None or element.get("aria-hidden") == "true":
+        return True
+    style = element.get("style")
+    if style:
+        style = style.replace(" ", "").lower()
+        if "display:none" in style or "visibility:hidden" in style:
+            return True
+    marks = _classes(element)
+    return bool(marks) and _CHROME_WORDS.search(marks) is not None
+
+
+def _strip_chrome(main: etree._Element, stats: _Stats) -> None:
+    """Remove furniture inside the main element, top down, skipping what is removed."""
+    stack = [main]
+    while stack:
+        parent = stack.pop()
+        for element in list(parent):
+            if not isinstance(element.tag, str):
+                continue
+            if _is_furniture(element, stats):
+                _remove(element)
+            else:
+                stack.append(element)
+
+
+def _is_furniture(element: etree._Element, stats: _Stats) -> bool:
+    tag = element.tag
+    if _is_chrome(element):
+        return not _holds_title(element, stats)
+    if tag == "a":
+        return _is_headerlink(element)
+    return tag in _LIST_BLOCKS and _link_list(element, stats)
+
+
+def _holds_title(element: etree._Element, stats: _Stats) -> bool:
+    """A <header> around the article's own h1 is content, not site chrome."""
+    if element.tag != "header" and "header" not in _classes(element).lower():
+        return False
+    return next(element.iter("h1"), None) is not None and stats.chars(element) < 600
+
+
+def _is_headerlink(element: etree._Element) -> bool:
+    href = element.get("href") or ""
+    if not href.startswith("#"):
+        return False
+    classes = element.get("class") or ""
+    if "headerlink" in classes or "anchor" in classes:
+        return True
+    return text_of(element).lower() in _HEADERLINK_TEXT and element.find(".//img") is None
+
+
+def _link_list(element: etree._Element, stats: _Stats) -> bool:
+    """A block of only links to other HTML pages (a menu, a tag cloud, "see also"), not a
+    list of documents: links to files are what this daemon is for."""
+    found = stats.of.get(element)
+    if found is None:
+        return False
+    chars, linked, links, files, headed = found
+    if links < 3 or files or not chars or linked / chars < _LINK_DENSE:
+        return False
+    return element.tag in ("ul", "ol") or not headed
+
+
+def _remove(element: etree._Element) -> None:
+    parent = element.getparent()
+    if parent is None:
+        return
+    tail = element.tail
+    if tail and tail.strip():
+        previous = element.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + tail
+        else:
+            parent.text = (parent.text or "") + tail
+    parent.remove(element)
+
+
+def _prepare(main: etree._Element, base: str) -> None:
+    """Absolute links and images; decorative images out; code blocks told their language."""
+    for a in main.iter("a"):
+        href = (a.get("href") or "").strip()
+        if not href or href.lower().startswith(("javascript:", "data:")):
+            del a.attrib["href"]
+        else:
+            a.set("href", urljoin(base, href))
+    for img in list(main.iter("img")):
+        src = (img.get("src") or img.get("data-src") or "").strip()
+        if not src or src.startswith("data:") or not (img.get("alt") or "").strip():
+            _remove(img)  # decorative or inline: noise for a reader and a model
+        else:
+            img.set("src", urljoin(base, src))
+    for pre in main.iter("pre"):
+        _code_language(pre)
+
+
+def _code_language(pre: etree._Element) -> None:
+    """Sphinx and Pygments name a block's language on a wrapper: move it to the <code>."""
+    code = pre.find("code")
+    if code is not None and _CODE_CLASS.search(code.get("class") or ""):
+        return
+    node: etree._Element | None = pre
+    for _ in range(3):
+        if node is None:
+            return
+        found = _CODE_CLASS.search(node.get("class") or "")
+        if found:
+            if code is None:
+                code = etree.Element("code")
+                code.text, pre.text = pre.text, None
+                for child in list(pre):
+                    code.append(child)
+                pre.append(code)
+            code.set("class", f"language-{found.group(1)}")
+            return
+        node = node.getparent()
+
+
+def _to_markdown(main: etree._Element) -> str:
+    html = etree.tostring(main, encoding="unicode", method="html", with_tail=False)
+    text = convert(html, _OPTIONS).content or ""
+    text = _TRAILING.sub("\n", text)
+    return _BLANKS.sub("\n\n", text).strip() + "\n" if text.strip() else ""

@@ -1,0 +1,399 @@
+"""Items a page states about itself: JSON-LD, microdata, and HTML tables.
+
+Without a schema, the JSON-LD and microdata items as the page gives them. With a JSON
+schema for one item (an object schema, or an array schema's ``items``), each property is
+looked up by name in every item and table of the page (case, spaces, underscores and
+hyphens ignored, plus a few common synonyms), values are converted to the property's type,
+and the source that fills the schema best wins. This is the fallback when no local model
+can extract items.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any, Final
+from urllib.parse import urljoin
+
+import msgspec
+from lxml import etree
+
+from skopd.content.tree import parse, text_of
+
+Item = dict[str, Any]
+
+_MAX_NODES: Final = 5000  # JSON-LD nodes visited per page
+_MAX_ITEMS: Final = 1000
+_SYNONYMS: Final = (
+    ("name", "title", "headline", "label", "heading", "bezeichnung", "titel"),
+    ("url", "link", "href", "uri", "website", "permalink"),
+    ("date", "datepublished", "published", "publishdate", "startdate", "datecreated",
+     "uploaddate", "datum", "publicationdate", "pubdate"),
+    ("description", "summary", "abstract", "excerpt", "teaser", "beschreibung"),
+    ("price", "cost", "amount", "preis", "lowprice"),
+    ("currency", "pricecurrency"),
+    ("author", "creator", "by", "writer", "autor"),
+    ("image", "thumbnail", "thumbnailurl", "picture", "photo", "bild"),
+    ("location", "place", "venue", "ort"),
+    ("category", "genre", "section", "kategorie", "articlesection"),
+    ("size", "filesize", "contentsize", "grosse"),
+    ("type", "filetype", "format", "encodingformat", "typ"),
+)  # fmt: skip
+_NESTED: Final = ("offers", "location", "address", "author", "aggregateRating")
+_NUMBER: Final = re.compile(r"-?\d[\d.,'\s]*")
+_URL_PROPS: Final = frozenset({"url", "link", "href", "uri", "website", "permalink"})
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", name.casefold().replace("ß", "ss").replace("ö", "o"))
+
+
+_GROUP: Final[dict[str, tuple[str, ...]]] = {
+    _norm(word): tuple(_norm(w) for w in group) for group in _SYNONYMS for word in group
+}
+
+
+def names_for(prop: str) -> tuple[str, ...]:
+    """The normalized names a property may go by, its own first."""
+    own = _norm(prop)
+    return (own, *(w for w in _GROUP.get(own, ()) if w != own))
+
+
+def item_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The schema of one item: an array schema's items, else the schema itself."""
+    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
+        return dict(schema["items"])
+    return dict(schema)
+
+
+def structured_items(
+    html: bytes | str, url: str, schema: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The page's items, mapped to `schema` when one is given; [] when nothing fits."""
+    root = parse(html)
+    if root is None:
+        return []
+    jsonld = list(_jsonld_nodes(root))
+    micro = list(_microdata(root, url))
+    if schema is None:
+        return [_without_context(n) for n in jsonld if "@type" in n][:_MAX_ITEMS] + micro[
+            :_MAX_ITEMS
+        ]
+    item = item_schema(schema)
+    props = item.get("properties")
+    if not isinstance(props, dict) or not props:
+        return []
+    best: list[Item] = []
+    best_score = 0.0
+    for source in (jsonld, micro):
+        found, score = _fit([m for n in source if (m := map_item(n, item)) is not None], item)
+        if score > best_score:
+            best, best_score = found, score
+    for table in root.iter("table"):
+        found, score = _fit(_table_items(table, item, url), item)
+        if score > best_score:
+            best, best_score = found, score
+    return best[:_MAX_ITEMS]
+
+
+def _without_context(node: Item) -> Item:
+    return {k: v for k, v in node.items() if k != "@context"}
+
+
+# ---------------------------------------------------------------- JSON-LD
+
+
+def _jsonld_nodes(root: etree._Element) -> Iterator[Item]:
+    """Every JSON object with an @type in the page's JSON-LD, nested ones too."""
+    budget = _MAX_NODES
+    for script in root.iter("script"):
+        if (script.get("type") or "").split(";")[0].strip().lower() != "application/ld+json":
+            continue
+        try:
+            data = msgspec.json.decode((script.text or "").strip().encode())
+        except msgspec.DecodeError:
+            continue
+        stack: list[Any] = [data]
+        while stack and budget > 0:
+            node = stack.pop(0)
+            budget -= 1
+            if isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, dict):
+                if "@type" in node:
+                    yield node
+                stack.extend(v for k, v in node.items() if isinstance(v, dict | list))
+
+
+# ---------------------------------------------------------------- microdata
+
+_VALUE_ATTR: Final = {
+    "meta": "content", "a": "href", "link": "href", "area": "href", "img": "src",
+    "audio": "src", "video": "src", "source": "src", "iframe": "src", "embed": "src",
+    "object": "data", "time": "datetime", "data": "value", "meter": "value",
+}  # fmt: skip
+_URL_ATTRS: Final = frozenset({"href", "src", "data"})
+
+
+def _microdata(root: etree._Element, url: str) -> Iterator[Item]:
+    for element in root.iter():
+        if element.get("itemscope") is not None and element.get("itemprop") is None:
+            yield _micro_item(element, url, 0)
+
+
+def _micro_item(scope: etree._Element, url: str, depth: int) -> Item:
+    item: Item = {}
+    kind = (scope.get("itemtype") or "").strip().rstrip("/").rsplit("/", 1)[-1]
+    if kind:
+        item["@type"] = kind
+    for element in _props(scope):
+        value: Any
+        if element.get("itemscope") is not None and depth < 5:
+            value = _micro_item(element, url, depth + 1)
+        else:
+            value = _micro_value(element, url)
+        for name in (element.get("itemprop") or "").split():
+            if name in item:
+                previous = item[name]
+                item[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+            else:
+                item[name] = value
+    return item
+
+
+def _props(scope: etree._Element) -> Iterator[etree._Element]:
+    """The itemprop elements of a scope, not those of the items nested in it."""
+    for child in scope.iterchildren():
+        if not isinstance(child.tag, str):
+            continue
+        if child.get("itemprop") is not None:
+            yield child
+        if child.get("itemscope") is None:
+            yield from _props(child)
+
+
+def _micro_value(element: etree._Element, url: str) -> str:
+    attr = _VALUE_ATTR.get(str(element.tag))
+    if attr is not None and element.get(attr) is not None:
+        value = (element.get(attr) or "").strip()
+        return urljoin(url, value) if attr in _URL_ATTRS else value
+    if element.get("content") is not None:
+        return (element.get("content") or "").strip()
+    return text_of(element)
+
+
+# ---------------------------------------------------------------- tables
+
+
+def _cells(row: etree._Element) -> list[etree._Element]:
+    return [c for c in row.iterchildren("td", "th")]
+
+
+def _rows(table: etree._Element) -> list[etree._Element]:
+    """The rows of this table, not of tables nested in it."""
+    rows: list[etree._Element] = []
+    for child in table.iterchildren():
+        if child.tag == "tr":
+            rows.append(child)
+        elif child.tag in ("thead", "tbody", "tfoot"):
+            rows.extend(child.iterchildren("tr"))
+    return rows
+
+
+def _table_items(table: etree._Element, item: Mapping[str, Any], url: str) -> list[Item]:
+    rows = _rows(table)
+    if len(rows) < 2:
+        return []
+    headers = [text_of(c) for c in _cells(rows[0])]
+    props: dict[str, Any] = item["properties"]
+    column = _columns(headers, list(props))
+    if not column:
+        return []
+    link_prop = next(
+        (p for p in props if _norm(p) in _URL_PROPS and p not in column.values()), None
+    )
+    items: list[Item] = []
+    for row in rows[1:]:
+        cells = _cells(row)
+        if not cells or (all(c.tag == "th" for c in cells) and len(rows) > 2 and row is rows[1]):
+            continue
+        raw: Item = {}
+        for index, prop in column.items():
+            if index < len(cells):
+                cell = cells[index]
+                raw[prop] = _cell_value(cell, props[prop], prop, url)
+        if link_prop is not None:
+            href = next((a.get("href") for a in row.iter("a") if a.get("href")), None)
+            if href:
+                raw[link_prop] = urljoin(url, href)
+        mapped = map_item(raw, item)
+        if mapped is not None:
+            items.append(mapped)
+    return items
+
+
+def _columns(headers: list[str], props: list[str]) -> dict[int, str]:
+    """Which property each column holds: a header equal to the property's name or one of
+    its synonyms first, then a header with that name as one of its words ("Item name",
+    "Price (EUR)")."""
+    whole = [_norm(h) for h in headers]
+    words = [{_norm(w) for w in re.split(r"[\W_]+", h)} for h in headers]
+    column: dict[int, str] = {}
+    for match in (lambda i, n: whole[i] == n, lambda i, n: n in words[i]):
+        for prop in props:
+            if prop in column.values():
+                continue
+            for name in names_for(prop):
+                index = next(
+                    (i for i in range(len(headers)) if i not in column and match(i, name)), None
+                )
+                if index is not None:
+                    column[index] = prop
+                    break
+    return column
+
+
+def _cell_value(cell: etree._Element, prop_schema: Any, prop: str, url: str) -> Any:
+    if _norm(prop) in _URL_PROPS:
+        href = next((a.get("href") for a in cell.iter("a") if a.get("href")), None)
+        if href:
+            return urljoin(url, href)
+    return text_of(cell)
+
+
+# ---------------------------------------------------------------- mapping and fit
+
+
+def map_item(node: Mapping[str, Any], item: Mapping[str, Any]) -> Item | None:
+    """`node`'s values for the item schema's properties, converted to their types; None
+    when not one property could be filled."""
+    props: dict[str, Any] = item.get("properties") or {}
+    keys = {_norm(str(k)): k for k in node}
+    out: Item = {}
+    for prop, prop_schema in props.items():
+        value = _lookup(node, keys, prop)
+        if value is None:
+            continue
+        converted = coerce(value, prop_schema if isinstance(prop_schema, dict) else {})
+        if converted is not None:
+            out[prop] = converted
+    return out or None
+
+
+def _lookup(node: Mapping[str, Any], keys: dict[str, Any], prop: str) -> Any:
+    for name in names_for(prop):
+        if name in keys and node[keys[name]] not in (None, "", []):
+            return node[keys[name]]
+    for nested in _NESTED:
+        inner = node.get(nested)
+        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
+            inner = inner[0]
+        if isinstance(inner, dict):
+            inner_keys = {_norm(str(k)): k for k in inner}
+            for name in names_for(prop)[:1]:
+                if name in inner_keys and inner[inner_keys[name]] not in (None, "", []):
+                    return inner[inner_keys[name]]
+    return None
+
+
+def _fit(items: list[Item], item: Mapping[str, Any]) -> tuple[list[Item], float]:
+    """The items that fill the schema well enough, and how well they fill it."""
+    props = item.get("properties") or {}
+    required = [r for r in item.get("required", []) if r in props]
+    complete = [i for i in items if all(r in i for r in required)]
+    if not complete:
+        return [], 0.0
+    # Half the properties at least, and near the best item: a page's Organization that
+    # only has a name is not one of its products.
+    need = max(1, (len(props) + 1) // 2, max(map(len, complete)) - len(props) // 4)
+    kept = [i for i in complete if len(i) >= need]
+    if not kept:
+        return [], 0.0
+    score = sum(len(i) for i in kept) / (len(kept) * len(props))
+    return kept, score + min(len(kept), 100) / 1000  # ties go to the source with more items
+
+
+def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
+    """`value` as the JSON type `schema` asks for, or None when it cannot be."""
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        for option in kind:
+            if option == "null":
+                continue
+            converted = coerce(value, {**schema, "type": option})
+            if converted is not None:
+                return converted
+        return None
+    if kind == "array":
+        items = schema.get("items")
+        inner: Mapping[str, Any] = items if isinstance(items, dict) else {}
+        values = value if isinstance(value, list) else [value]
+        out = [c for v in values if (c := coerce(v, inner)) is not None]
+        return out or None
+    if isinstance(value, list):
+        value = value[0] if value else None
+        if value is None:
+            return None
+    result = _scalar(value, kind, schema)
+    enum = schema.get("enum")
+    if result is not None and isinstance(enum, list) and result not in enum:
+        return None
+    return result
+
+
+def _scalar(value: Any, kind: Any, schema: Mapping[str, Any]) -> Any:
+    if kind == "object":
+        if isinstance(value, dict):
+            return map_item(value, schema) if schema.get("properties") else value
+        return None
+    if isinstance(value, dict):
+        for key in ("@value", "name", "url", "text", "@id", "price"):
+            if key in value and not isinstance(value[key], dict | list):
+                value = value[key]
+                break
+        else:
+            return None
+    if kind in ("number", "integer"):
+        number = _number(value)
+        if number is None:
+            return None
+        if kind == "integer":
+            return int(number) if number == int(number) else None
+        return number
+    if kind == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        return True if text in ("true", "yes", "1", "ja") else False if text in (
+            "false", "no", "0", "nein"
+        ) else None  # fmt: skip
+    if kind in ("string", None):
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        text = " ".join(str(value).split())
+        return text or None
+    return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    found = _NUMBER.search(str(value))
+    if found is None:
+        return None
+    text = re.sub(r"[\s']", "", found.group()).rstrip(".,")
+    if "," in text and "." in text:
+        # the later separator is the decimal one: 1.234,56 or 1,234.56
+        if text.rfind(",") > text.rfind("."):
+            text = text.replace(".", "").replace(",", ".")
+        else:
+            text = text.replace(",", "")
+    elif "," in text:
+        head, _, tail = text.rpartition(",")
+        text = text.replace(",", "") if len(tail) == 3 and head else text.replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        return None

@@ -1,0 +1,147 @@
+"""A page's main content as Markdown, on realistic pages (tests/sites/pages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from skopd.content.markdown import page_content
+
+PAGES = Path(__file__).parent / "sites" / "pages"
+DOCS_URL = "https://grebe.example/docs/start/install.html"
+MINUTES_URL = "https://www.lindenau.example/gemeinderat/sitzungen/2024-03-14.html"
+
+
+@pytest.fixture(scope="module")
+def docs() -> str:
+    content = page_content((PAGES / "docs_install.html").read_bytes(), DOCS_URL)
+    assert content.title == "Installing Grebe — Grebe 4.2 documentation"
+    assert content.lang == "en" and content.url == DOCS_URL
+    return content.markdown
+
+
+@pytest.fixture(scope="module")
+def minutes() -> str:
+    content = page_content((PAGES / "council_minutes.html").read_bytes(), MINUTES_URL)
+    assert content.title == "Sitzung des Gemeinderats vom 14. März 2024 | Gemeinde Lindenau"
+    assert content.lang == "de"
+    return content.markdown
+
+
+@pytest.mark.parametrize(
+    "furniture",
+    [
+        "cookies",  # cookie banner
+        "Accept all",
+        "Blog",  # top navigation
+        "Search the docs",
+        "Quick start](",  # sidebar (the text "quick start" is in the content, the link is not)
+        "Configuration",
+        "Getting started",  # breadcrumbs and sidebar caption
+        "Previous",  # footer buttons
+        "Imprint",  # footer
+        "Built with Sphinx",
+        "¶",  # header permalinks
+        "dataLayer",  # scripts
+        "logo.svg",
+    ],
+)
+def test_docs_page_furniture_is_gone(docs: str, furniture: str) -> None:
+    if furniture == "Quick start](":
+        assert "[Quick start](" not in docs and "[quick start](" in docs
+        return
+    assert furniture not in docs
+
+
+def test_docs_page_structure_is_kept(docs: str) -> None:
+    assert docs.startswith("# Installing Grebe\n")
+    assert "\n## Requirements\n" in docs and "\n### From source\n" in docs
+    # a GFM table with its header row
+    assert "| Platform | Minimum version | Notes |\n| --- | --- | --- |\n" in docs
+    assert "| Linux | glibc 2.28 | x86_64 and aarch64 wheels |" in docs
+    # fenced code with its language, and a bare <pre> fenced too
+    assert "```console\npython3 -m venv .venv\n. .venv/bin/activate\npip install grebe\n```" in docs
+    assert "```\npy -m pip install grebe\n```" in docs
+    # nested lists, inline code, emphasis, quotes
+    assert "2. Install the build tools:\n   - `gcc` or `clang`\n" in docs
+    assert "**Python 3.10**" in docs and "*pip*" in docs
+    assert "> Tip: add Grebe to your PATH" in docs
+
+
+def test_links_are_absolute(docs: str, minutes: str) -> None:
+    assert "[quick start](https://grebe.example/docs/start/quickstart.html)" in docs
+    assert "[download page](https://grebe.example/download/)" in docs
+    assert "[PyPI](https://pypi.org/project/grebe/)" in docs
+    assert (
+        "[Entwurf Fahrplan Linie 12]"
+        "(https://www.lindenau.example/gemeinderat/files/fahrplan/entwurf-linie-12.pdf)"
+    ) in minutes
+
+
+def test_news_page_without_semantic_tags(minutes: str) -> None:
+    assert minutes.startswith("# Sitzung des Gemeinderats vom 14. März 2024\n")
+    for furniture in (
+        "Zum Inhalt",
+        "Leichte Sprache",
+        "Bürgerservice",  # main menu
+        "Mitglieder",  # section menu
+        "Facebook",  # share bar
+        "Bürgerversammlung",  # related news
+        "Impressum",
+        "Marktplatz 1",
+    ):
+        assert furniture not in minutes, furniture
+    # a table whose header row is made of <td><b>: the first row is the header
+    assert "| **TOP** | **Gegenstand** | **Beschluss** |\n| --- | --- | --- |" in minutes
+    assert "| 2 | Sanierung Grundschule, Vergabe Dach | angenommen (15:2) |" in minutes
+    assert "Die nächste Sitzung findet am 18. April 2024 statt." in minutes
+
+
+def test_a_list_of_documents_is_content_not_navigation(minutes: str) -> None:
+    assert "## Anlagen\n\n- [Haushaltsplan 2024 (PDF)]" in minutes
+    assert "[Protokoll (PDF, 412 KB)](https://www.lindenau.example/files/protokolle/" in minutes
+
+
+def test_article_header_with_title_is_kept() -> None:
+    html = """<html><body><nav><a href="/">Home</a> <a href="/a">A</a> <a href="/b">B</a></nav>
+    <article><header class="entry-header"><h1>Budget 2025</h1><p>by the treasurer</p></header>
+    <p>The budget was adopted on 3 December.</p>
+    <footer class="entry-footer">Tags: <a href="/t/1">finance</a></footer></article>
+    <footer>Site footer</footer></body></html>"""
+    md = page_content(html, "https://town.example/news/budget").markdown
+    assert md == "# Budget 2025\n\nby the treasurer\n\nThe budget was adopted on 3 December.\n"
+
+
+def test_link_lists_in_a_plain_body_are_dropped_but_text_stays() -> None:
+    menu = "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(8))
+    html = f"""<html><head><base href="https://cdn.example/base/"></head><body>
+    <div class="x"><ul>{menu}</ul></div>
+    <h2>Opening hours</h2><p>Monday to Friday, 8:00 to 12:00. <a href="contact">Contact</a></p>
+    <p>Hidden <span style="display: none">secret</span>text.</p>
+    </body></html>"""
+    md = page_content(html, "https://town.example/hours").markdown
+    assert "Section 3" not in md and "secret" not in md
+    assert "## Opening hours" in md
+    assert "[Contact](https://cdn.example/base/contact)" in md
+
+
+def test_images_with_alt_kept_decorative_dropped() -> None:
+    html = """<main><p>Map: <img src="/map.png" alt="Map of the town centre">
+    <img src="/spacer.gif"><img src="data:image/png;base64,AAAA" alt="inline"></p></main>"""
+    md = page_content(html, "https://town.example/").markdown
+    assert md == "Map: ![Map of the town centre](https://town.example/map.png)\n"
+
+
+def test_empty_and_broken_pages() -> None:
+    assert page_content(b"", "https://x.example/").markdown == ""
+    assert page_content("   ", "https://x.example/").markdown == ""
+    broken = page_content(b"<html><body><h1>Title<p>text <b>bold", "https://x.example/")
+    assert broken.title == "Title"
+    assert broken.markdown == "# Title\n\ntext **bold**\n"
+
+
+def test_legacy_charset_is_decoded() -> None:
+    html = '<html><head><meta charset="iso-8859-1"></head><body><p>Gebühren für 2024</p>'
+    md = page_content(html.encode("latin-1"), "https://x.example/").markdown
+    assert md == "Gebühren für 2024\n"

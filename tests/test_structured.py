@@ -1,0 +1,214 @@
+"""A page's own structured data mapped to a schema: JSON-LD, microdata, HTML tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from skopd.content.structured import structured_items
+
+PAGES = Path(__file__).parent / "sites" / "pages"
+URL = "https://shop.example/catalogue/garden/"
+
+PRODUCT = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "price": {"type": "number"},
+        "url": {"type": "string"},
+        "in_stock": {"type": "boolean"},
+    },
+    "required": ["name", "price"],
+}
+
+
+def page(*scripts: Any, body: str = "") -> str:
+    tags = "".join(f'<script type="application/ld+json">{json.dumps(s)}</script>' for s in scripts)
+    return f"<html><head>{tags}</head><body>{body}</body></html>"
+
+
+def test_jsonld_graph_with_a_list_of_products() -> None:
+    html = page(
+        {
+            "@context": "https://schema.org",
+            "@graph": [
+                {"@type": "Organization", "name": "Garden Shop", "url": "https://shop.example/"},
+                {
+                    "@type": "ItemList",
+                    "itemListElement": [
+                        {
+                            "@type": "Product",
+                            "name": "Rake",
+                            "url": "https://shop.example/rake",
+                            "offers": {"@type": "Offer", "price": "19.90", "priceCurrency": "EUR"},
+                        },
+                        {
+                            "@type": "Product",
+                            "name": "Spade",
+                            "offers": [{"@type": "Offer", "price": 24}],
+                        },
+                    ],
+                },
+            ],
+        }
+    )
+    assert structured_items(html, URL, {"type": "array", "items": PRODUCT}) == [
+        {"name": "Rake", "price": 19.9, "url": "https://shop.example/rake"},
+        {"name": "Spade", "price": 24.0},
+    ]
+
+
+def test_jsonld_top_level_list_and_synonyms() -> None:
+    html = page(
+        [
+            {"@type": "NewsArticle", "headline": "Budget adopted", "datePublished": "2024-12-03"},
+            {"@type": "NewsArticle", "headline": "New timetable", "datePublished": "2024-11-20"},
+        ]
+    )
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "date": {"type": "string"}},
+    }
+    assert structured_items(html, URL, schema) == [
+        {"title": "Budget adopted", "date": "2024-12-03"},
+        {"title": "New timetable", "date": "2024-11-20"},
+    ]
+
+
+def test_an_item_that_fills_too_little_is_not_taken() -> None:
+    html = (PAGES / "council_minutes.html").read_bytes()
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "start_date": {"type": "string"}},
+    }
+    # The Organization and the Place have a name only; the Event has both.
+    assert structured_items(html, URL, schema) == [
+        {"name": "Sitzung des Gemeinderats", "start_date": "2024-03-14T18:00:00+01:00"}
+    ]
+
+
+def test_without_schema_the_items_as_given() -> None:
+    html = (PAGES / "council_minutes.html").read_bytes()
+    items = structured_items(html, URL, None)
+    assert [i["@type"] for i in items] == ["Organization", "Event", "Place"]
+    assert all("@context" not in i for i in items)
+
+
+def test_broken_jsonld_is_skipped() -> None:
+    html = '<script type="application/ld+json">{"@type": "Product", "name": </script>' + page(
+        {"@type": "Product", "name": "Hoe", "offers": {"price": "9,50 €"}}
+    )
+    assert structured_items(html, URL, PRODUCT) == [{"name": "Hoe", "price": 9.5}]
+
+
+MICRODATA = """
+<div itemscope itemtype="https://schema.org/Product">
+  <h2 itemprop="name">Watering can</h2>
+  <a itemprop="url" href="/can-10l">details</a>
+  <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+    <meta itemprop="price" content="12.50"><span itemprop="priceCurrency">EUR</span>
+    <link itemprop="availability" href="https://schema.org/InStock">
+  </div>
+</div>
+<div itemscope itemtype="https://schema.org/Product">
+  <h2 itemprop="name">Hose</h2>
+  <div itemprop="offers" itemscope itemtype="https://schema.org/Offer">
+    <span itemprop="price">1.299,00</span>
+  </div>
+</div>
+"""
+
+
+def test_microdata_items_with_nested_offers() -> None:
+    items = structured_items(page(body=MICRODATA), URL, PRODUCT)
+    assert items == [
+        {"name": "Watering can", "price": 12.5, "url": "https://shop.example/can-10l"},
+        {"name": "Hose", "price": 1299.0},
+    ]
+
+
+def test_microdata_without_schema() -> None:
+    items = structured_items(page(body=MICRODATA), URL, None)
+    assert items[0]["@type"] == "Product"
+    assert items[0]["offers"]["@type"] == "Offer"
+    assert items[0]["offers"]["availability"] == "https://schema.org/InStock"
+
+
+TABLE = """
+<table>
+  <thead><tr><th>Item Name</th><th>Price (EUR)</th><th>In stock</th><th>Notes</th></tr></thead>
+  <tbody>
+    <tr><td><a href="/rake">Rake</a></td><td>19,90</td><td>yes</td><td>-</td></tr>
+    <tr><td><a href="/spade">Spade</a></td><td>24.00</td><td>no</td><td>sale</td></tr>
+    <tr><td>Broken row</td><td>ask us</td><td>yes</td><td></td></tr>
+  </tbody>
+</table>
+"""
+
+
+def test_table_columns_mapped_by_field_name() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "item_name": {"type": "string"},
+            "price_eur": {"type": "number"},
+            "In Stock": {"type": "boolean"},
+            "link": {"type": "string"},
+        },
+        "required": ["item_name", "price_eur"],
+    }
+    assert structured_items(page(body=TABLE), URL, schema) == [
+        {
+            "item_name": "Rake",
+            "price_eur": 19.9,
+            "In Stock": True,
+            "link": "https://shop.example/rake",
+        },
+        {
+            "item_name": "Spade",
+            "price_eur": 24.0,
+            "In Stock": False,
+            "link": "https://shop.example/spade",
+        },
+    ]
+
+
+def test_table_header_synonyms_and_first_row_header() -> None:
+    html = (PAGES / "council_minutes.html").read_bytes()
+    schema = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "properties": {
+                "top": {"type": "integer"},
+                "title": {"type": "string"},
+                "beschluss": {"type": "string"},
+            },
+        },
+    }
+    # "TOP" and "Beschluss" by name; "title" does not match "Gegenstand": left out
+    assert structured_items(html, URL, schema) == [
+        {"top": 1, "beschluss": "einstimmig angenommen"},
+        {"top": 2, "beschluss": "angenommen (15:2)"},
+        {"top": 3, "beschluss": "vertagt"},
+    ]
+
+
+def test_best_source_wins() -> None:
+    html = page({"@type": "Product", "name": "Rake"}, body=TABLE)
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "price": {"type": "number"}},
+    }
+    # JSON-LD has a name only; the table has name and price for two rows
+    items = structured_items(html, URL, schema)
+    assert items == [{"name": "Rake", "price": 19.9}, {"name": "Spade", "price": 24.0}]
+
+
+def test_nothing_fits() -> None:
+    schema = {"type": "object", "properties": {"isbn": {"type": "string"}}}
+    html = (PAGES / "council_minutes.html").read_bytes()
+    assert structured_items(html, URL, schema) == []
+    assert structured_items(b"", URL, schema) == []
+    assert structured_items(html, URL, {"type": "object"}) == []
