@@ -99,6 +99,18 @@ def test_bound_holds_on_a_real_page(bound: int) -> None:
     }
 
 
+def test_long_code_block_is_cut_into_fenced_pieces() -> None:
+    code = "\n".join(f"line_{i} = compute({i})" for i in range(100))
+    md = f"## Example\n\nBefore.\n\n```python\n{code}\n```\n\nAfter.\n"
+    chunks = chunk_markdown(md, max_chars=400)
+    pieces = [c.text for c in chunks if "line_" in c.text]
+    assert len(pieces) > 3 and all(len(c.text) <= 400 for c in chunks)
+    for piece in pieces:
+        assert piece.startswith("```python\n") and piece.endswith("\n```")
+    inner = [ln for p in pieces for ln in p.splitlines() if ln.startswith("line_")]
+    assert inner == code.splitlines()
+
+
 def test_empty() -> None:
     assert chunk_markdown("") == []
     assert chunk_markdown("\n\n   \n") == []

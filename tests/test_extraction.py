@@ -12,6 +12,7 @@ import pytest
 
 from skopd.config import RelevanceConfig
 from skopd.content.extract import Extraction, Extractor, split_windows
+from skopd.relevance.backend import Relevance
 from tests.fake_ollama import Call, FakeOllama, instructions_of
 
 PAGE = """# Council meetings
@@ -314,3 +315,53 @@ def test_windows_cut_between_sections_and_keep_headings() -> None:
     # every line of the page is in exactly one window, in order
     lines: list[Any] = [ln for w in windows for ln in w.splitlines() if ln.startswith("- [")]
     assert lines == [ln for ln in page.splitlines() if ln.startswith("- [")]
+
+
+async def test_schema_is_in_the_text_the_model_reads(
+    fake: FakeOllama, extractor: Extractor
+) -> None:
+    schema = {"type": "object", "properties": {"phone": {"type": "string"}}}
+    fake.replies = [{"phone": "01234 5678"}]
+    await extractor.extract(PAGE, "the phone number", schema=schema)
+    await extractor.extract_items(PAGE, ITEM)
+    first, second = fake.extractions
+    assert 'Answer schema: {"type":"object","properties":{"phone":' in first.user
+    assert 'Item schema: {"type":"object","properties":{"name":' in second.user
+
+
+async def test_a_long_prompt_leaves_the_page_less_room(fake: FakeOllama) -> None:
+    prompt = "Extract the minutes. " + "Be careful with the dates. " * 400  # ~10,800 chars
+    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=6000))
+    try:
+        ex = await ex_.extract(long_page(4), prompt)
+    finally:
+        await ex_.close()
+    assert not ex.failed and ex.llm_calls > 1
+    for call in fake.extractions:
+        assert len(instructions_of(call.user)) <= 4000  # the prompt is clipped
+        assert len(call.user) <= 6000 + 200  # page + instructions stay near the budget
+
+
+async def test_an_empty_page_needs_no_model(fake: FakeOllama, extractor: Extractor) -> None:
+    assert (await extractor.extract("  \n", "anything")).content == ""
+    items = await extractor.extract_items("", ITEM)
+    assert items.data == [] and items.content == "[]" and not items.failed
+    as_json = await extractor.extract("", "anything", output="json")
+    assert as_json.failed and as_json.error == "the page has no text"
+    assert fake.chats == []
+
+
+async def test_a_shared_model_line_is_left_open(fake: FakeOllama) -> None:
+    settings = RelevanceConfig(ollama_host=fake.host)
+    relevance = Relevance(settings)
+    try:
+        ex_ = Extractor(settings, relevance.ollama)
+        await ex_.close()
+        assert relevance.ollama is not None
+        warnings: list[str] = []
+        job = await relevance.for_job(warnings.append)
+        assert job.name == "ollama" and warnings == []  # the client still works
+        again = await Extractor(settings, relevance.ollama).extract(PAGE, "What is the phone?")
+        assert again.content is not None and "01234 5678" in again.content
+    finally:
+        await relevance.close()

@@ -145,3 +145,35 @@ def test_legacy_charset_is_decoded() -> None:
     html = '<html><head><meta charset="iso-8859-1"></head><body><p>Gebühren für 2024</p>'
     md = page_content(html.encode("latin-1"), "https://x.example/").markdown
     assert md == "Gebühren für 2024\n"
+
+
+def test_language_from_meta_when_html_has_none() -> None:
+    html = '<html><head><meta property="og:locale" content="fr_FR"></head><body><p>Bonjour</p>'
+    assert page_content(html, "https://x.example/").lang == "fr-FR"
+    assert page_content("<p>Hello</p>", "https://x.example/").lang is None
+
+
+def test_layout_tables_become_blocks_and_data_tables_stay() -> None:
+    html = """<html><body><table width="100%">
+    <tr><td colspan="2"><img src="/logo.gif" alt="Town of Oakvale"></td></tr>
+    <tr><td valign="top"><a href="/">Home</a><br><a href="/council">Council</a><br>
+    <a href="/news">News</a><br><a href="/contact">Contact</a></td>
+    <td valign="top"><h1>Council minutes</h1><p>Minutes of the town council.</p>
+    <table border="1"><tr><th>Date</th><th>Minutes</th></tr>
+    <tr><td>2024-03-14</td><td><a href="/m/2024-03-14.pdf">PDF</a></td></tr></table>
+    <p>Older minutes are in the <a href="/archive">archive</a>.</p></td></tr></table>"""
+    md = page_content(html, "https://oakvale.example/council/").markdown
+    assert "# Council minutes\n\nMinutes of the town council.\n" in md
+    assert "| Date | Minutes |\n| --- | --- |\n" in md
+    assert "| 2024-03-14 | [PDF](https://oakvale.example/m/2024-03-14.pdf) |" in md
+    assert "[archive](https://oakvale.example/archive)" in md
+    assert "Contact" not in md and "Home" not in md  # the menu column
+
+
+def test_code_language_named_on_a_wrapper() -> None:
+    html = """<main><div class="highlight-python notranslate"><div class="highlight"><pre>
+<span class="k">def</span> <span class="nf">f</span>():
+    <span class="k">return</span> 1
+</pre></div></div></main>"""
+    md = page_content(html, "https://x.example/").markdown
+    assert md == "```python\ndef f():\n    return 1\n```\n"

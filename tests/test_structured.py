@@ -91,7 +91,9 @@ def test_an_item_that_fills_too_little_is_not_taken() -> None:
 def test_without_schema_the_items_as_given() -> None:
     html = (PAGES / "council_minutes.html").read_bytes()
     items = structured_items(html, URL, None)
-    assert [i["@type"] for i in items] == ["Organization", "Event", "Place"]
+    # the top-level items of the @graph; the Place is inside the Event
+    assert [i["@type"] for i in items] == ["Organization", "Event"]
+    assert items[1]["location"] == {"@type": "Place", "name": "Rathaus, Großer Saal"}
     assert all("@context" not in i for i in items)
 
 

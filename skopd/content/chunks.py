@@ -112,7 +112,7 @@ def _pack(parts: list[str], joiner: str, max_chars: int) -> Iterator[str]:
                 yield current
                 current = ""
             if joiner == "\n\n":
-                yield from _pack(part.split("\n"), "\n", max_chars)
+                yield from _split_block(part, max_chars)
             else:
                 yield from _hard(part, max_chars)
             continue
@@ -124,6 +124,25 @@ def _pack(parts: list[str], joiner: str, max_chars: int) -> Iterator[str]:
             current = part
     if current:
         yield current
+
+
+def _split_block(block: str, max_chars: int) -> Iterator[str]:
+    """A block too long for one chunk, cut between lines; a fenced code block is cut into
+    fenced pieces, so that each chunk is still valid Markdown."""
+    lines = block.split("\n")
+    opener = _FENCE.match(lines[0])
+    if opener is None or len(lines) < 3:
+        yield from _pack(lines, "\n", max_chars)
+        return
+    head = lines[0]
+    close = opener.group(1)
+    body = lines[1:-1] if _FENCE.match(lines[-1]) else lines[1:]
+    room = max_chars - len(head) - len(close) - 2
+    if room < _MIN_CHARS // 2:
+        yield from _pack(lines, "\n", max_chars)
+        return
+    for piece in _pack(body, "\n", room):
+        yield f"{head}\n{piece}\n{close}"
 
 
 def _hard(line: str, max_chars: int) -> Iterator[str]:

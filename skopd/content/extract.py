@@ -123,13 +123,20 @@ class Extractor:
             if not as_json:
                 return Extraction(content=markdown)
             prompt = "Extract the page's main information as JSON."
-        instructions = (prompt or "Extract the data the schema describes.").strip()
+        if not markdown.strip():
+            if not as_json:
+                return Extraction(content="")
+            return Extraction(content=None, failed=True, error="the page has no text")
+        instructions = _clip(prompt or "Extract the data the schema describes.")
         if not as_json:
             run = _Run(self, _MD_SYSTEM, instructions, None, _read_markdown)
             parts = await run.over(markdown)
             texts = [p for p in parts if isinstance(p, str) and p]
             return run.result(parts, "\n\n".join(texts) if parts else None, None)
         answer_schema: dict[str, Any] = schema if schema is not None else {}
+        if schema is not None:
+            # Ollama constrains the answer to the schema; the model reads it from the text.
+            instructions += f"\nAnswer schema: {_schema_text(schema)}"
         run = _Run(self, _JSON_SYSTEM, instructions, answer_schema, _json_reader(answer_schema))
         parts = await run.over(markdown)
         merged = _merge_objects(parts) if parts else None
@@ -152,12 +159,13 @@ class Extractor:
             "properties": {_ITEMS_KEY: {"type": "array", "items": item}},
             "required": [_ITEMS_KEY],
         }
-        instructions = "Extract every item." if not prompt or not prompt.strip() else prompt
-        schema_text = msgspec.json.encode(item).decode()
+        if not markdown.strip():
+            return Extraction(content="[]", data=[])
+        instructions = _clip(prompt or "Extract every item.")
         run = _Run(
             self,
             _ITEMS_SYSTEM,
-            f"{instructions.strip()}\nItem schema: {schema_text}",
+            f"{instructions}\nItem schema: {_schema_text(item)}",
             wrapper,
             _items_reader(item),
             enough=lambda parts: len(_unique(parts)) >= max_items,
@@ -169,6 +177,18 @@ class Extractor:
 
 
 _Reader = Callable[[str], Any]
+_PROMPT_CHARS: Final = 4000  # of the user's instructions sent to the model
+_SCHEMA_CHARS: Final = 4000
+_MIN_WINDOW: Final = 1000
+
+
+def _clip(text: str, limit: int = _PROMPT_CHARS) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _schema_text(schema: dict[str, Any]) -> str:
+    return _clip(msgspec.json.encode(schema).decode(), _SCHEMA_CHARS)
 
 
 class _Run:
@@ -203,7 +223,9 @@ class _Run:
             self.error = reason
             return []
         s = self.extractor.settings
-        windows = split_windows(markdown, s.extract_context_chars)
+        # The instructions share the context with the page.
+        room = max(_MIN_WINDOW, s.extract_context_chars - len(self.instructions))
+        windows = split_windows(markdown, room)
         if len(windows) > s.extract_max_calls:
             windows = windows[: s.extract_max_calls]
             self.truncated = True

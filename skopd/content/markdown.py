@@ -84,11 +84,12 @@ def page_content(html: bytes | str, url: str) -> PageContent:
     root = parse(html)
     if root is None:
         return PageContent(url=url, title="", markdown="")
-    lang = (root.get("lang") or root.get("xml:lang") or "").strip() or None
+    lang = _lang(root)
     base = _base(root, url)
     title = _title(root)
     etree.strip_elements(root, *_DROP_TAGS, with_tail=False)
     body = next(root.iter("body"), root)
+    _unwrap_layout_tables(body)
     stats = _Stats(body)
     main = _main(body, stats)
     _strip_chrome(main, stats)
@@ -108,6 +109,20 @@ def _base(root: etree._Element, url: str) -> str:
     return url
 
 
+def _lang(root: etree._Element) -> str | None:
+    """<html lang>, else the Content-Language or og:locale <meta>."""
+    lang = (root.get("lang") or root.get("xml:lang") or "").strip()
+    if lang:
+        return lang
+    for meta in root.iter("meta"):
+        kind = (meta.get("http-equiv") or meta.get("property") or "").lower()
+        if kind in ("content-language", "og:locale"):
+            value = (meta.get("content") or "").split(",")[0].strip().replace("_", "-")
+            if value:
+                return value
+    return None
+
+
 def _title(root: etree._Element) -> str:
     for element in root.iter("title"):
         title = text_of(element)
@@ -117,6 +132,40 @@ def _title(root: etree._Element) -> str:
         if meta.get("property") == "og:title" and (meta.get("content") or "").strip():
             return " ".join((meta.get("content") or "").split())[:_TITLE_MAX]
     return ""
+
+
+_LAYOUT_INSIDE: Final = ("h1", "h2", "h3", "h4", "h5", "h6", "table", "form", "main", "article",
+                         "nav", "header", "footer", "aside", "section")  # fmt: skip
+_BLOCKS: Final = frozenset({"p", "div", "ul", "ol", "dl", "blockquote", "pre"})
+_TABLE_PARTS: Final = ("table", "thead", "tbody", "tfoot", "tr", "td", "th", "caption")
+
+
+def _unwrap_layout_tables(body: etree._Element) -> None:
+    """Tables that lay out a page (a menu column beside the text, headings and tables in
+    their cells) become plain blocks: as Markdown tables they would be one unreadable row."""
+    layout = [table for table in body.iter("table") if _is_layout(table)]
+    parts = [p for t in layout for p in t.iter(*_TABLE_PARTS[1:]) if _owner(p) is t]
+    for element in layout + parts:
+        element.tag = "div"
+
+
+def _owner(part: etree._Element) -> etree._Element | None:
+    """The table a row or cell belongs to."""
+    node: etree._Element | None = part
+    while node is not None and node.tag != "table":
+        node = node.getparent()
+    return node
+
+
+def _is_layout(table: etree._Element) -> bool:
+    if table.get("role") in ("presentation", "none"):
+        return True
+    if next(table.iterdescendants(*_LAYOUT_INSIDE), None) is not None:
+        return True
+    for cell in table.iter("td", "th"):
+        if sum(1 for child in cell if child.tag in _BLOCKS) >= 2:
+            return True
+    return False
 
 
 class _Stats:

@@ -11,6 +11,7 @@ can extract items.
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 from urllib.parse import urljoin
@@ -73,12 +74,11 @@ def structured_items(
     root = parse(html)
     if root is None:
         return []
-    jsonld = list(_jsonld_nodes(root))
-    micro = list(_microdata(root, url))
     if schema is None:
-        return [_without_context(n) for n in jsonld if "@type" in n][:_MAX_ITEMS] + micro[
-            :_MAX_ITEMS
-        ]
+        tops = [_without_context(n) for n in _jsonld_nodes(root, nested=False)]
+        return (tops + list(_microdata(root, url)))[:_MAX_ITEMS]
+    jsonld = list(_jsonld_nodes(root, nested=True))
+    micro = list(_microdata(root, url))
     item = item_schema(schema)
     props = item.get("properties")
     if not isinstance(props, dict) or not props:
@@ -103,8 +103,9 @@ def _without_context(node: Item) -> Item:
 # ---------------------------------------------------------------- JSON-LD
 
 
-def _jsonld_nodes(root: etree._Element) -> Iterator[Item]:
-    """Every JSON object with an @type in the page's JSON-LD, nested ones too."""
+def _jsonld_nodes(root: etree._Element, nested: bool) -> Iterator[Item]:
+    """The JSON objects with an @type in the page's JSON-LD: those of each script's top
+    level (a list, an @graph), and with `nested` the objects inside them too."""
     budget = _MAX_NODES
     for script in root.iter("script"):
         if (script.get("type") or "").split(";")[0].strip().lower() != "application/ld+json":
@@ -113,16 +114,19 @@ def _jsonld_nodes(root: etree._Element) -> Iterator[Item]:
             data = msgspec.json.decode((script.text or "").strip().encode())
         except msgspec.DecodeError:
             continue
-        stack: list[Any] = [data]
-        while stack and budget > 0:
-            node = stack.pop(0)
+        queue: deque[Any] = deque([data])
+        while queue and budget > 0:
+            node = queue.popleft()
             budget -= 1
             if isinstance(node, list):
-                stack.extend(node)
+                queue.extend(node)
             elif isinstance(node, dict):
                 if "@type" in node:
                     yield node
-                stack.extend(v for k, v in node.items() if isinstance(v, dict | list))
+                    if not nested:
+                        continue
+                if "@type" not in node or nested:
+                    queue.extend(v for v in node.values() if isinstance(v, dict | list))
 
 
 # ---------------------------------------------------------------- microdata
