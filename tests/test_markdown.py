@@ -177,3 +177,49 @@ def test_code_language_named_on_a_wrapper() -> None:
 </pre></div></div></main>"""
     md = page_content(html, "https://x.example/").markdown
     assert md == "```python\ndef f():\n    return 1\n```\n"
+
+
+def test_wordpress_post() -> None:
+    html = (PAGES / "wordpress_post.html").read_bytes()
+    content = page_content(html, "https://oakvale.example/2024/05/road-works/")
+    assert content.lang == "en-GB"
+    assert content.title == "Road works on Mill Lane from 3 June – Oakvale Parish Council"
+    md = content.markdown
+    assert md.startswith("# Road works on Mill Lane from 3 June\n\nPosted on 20 May 2024 by")
+    assert "## Diversions\n\n- Buses 12 and 14 run via Station Road.\n" in md
+    assert "[traffic order (PDF)](https://oakvale.example/wp-content/uploads/2024/05/" in md
+    for furniture in (
+        "Skip to content",
+        "Serving the people",  # masthead
+        "Documents",  # menu
+        "Share this",
+        "Twitter",
+        "Posted in",  # entry footer
+        "Annual parish meeting",  # post navigation and the recent-posts widget
+        "bins",  # comments
+        "Archives",
+        "WordPress",
+    ):
+        assert furniture not in md, furniture
+
+
+def test_page_inside_one_big_form() -> None:
+    """ASP.NET WebForms wrap the whole page in a <form>; a list of meetings whose links
+    are long titles is the content, the short-label menu is not."""
+    html = (PAGES / "aspnet_index.html").read_bytes()
+    md = page_content(html, "https://harbour.example/meetings.aspx").markdown
+    assert md.startswith("# Board meetings\n\nThe board of the Harbour Authority meets")
+    assert (
+        "## 2024\n\n- [Board meeting of 12 September 2024: harbour dues and the dredging"
+        " contract](https://harbour.example/meetings/meeting.aspx?id=241)\n"
+    ) in md
+    assert "[archive](https://harbour.example/meetings/archive.aspx)" in md
+    for furniture in ("Tenders", "About us", "Quay Street", "Privacy", "logo", "VIEWSTATE"):
+        assert furniture not in md, furniture
+
+
+def test_responsive_classes_do_not_hide_content() -> None:
+    html = """<body><div class="col-md-9 hidden-xs"><h1>Fees</h1><p>The fee is 12 euros.</p>
+    </div><div class="d-none d-lg-block"><p>Open Monday to Friday.</p></div></body>"""
+    md = page_content(html, "https://x.example/").markdown
+    assert md == "# Fees\n\nThe fee is 12 euros.\n\nOpen Monday to Friday.\n"

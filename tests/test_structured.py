@@ -214,3 +214,22 @@ def test_nothing_fits() -> None:
     assert structured_items(html, URL, schema) == []
     assert structured_items(b"", URL, schema) == []
     assert structured_items(html, URL, {"type": "object"}) == []
+
+
+def test_jsonld_article_with_nested_author() -> None:
+    html = (PAGES / "wordpress_post.html").read_bytes()
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "published": {"type": "string"},
+            "author": {"type": "string"},
+        },
+    }
+    assert structured_items(html, URL, schema) == [
+        {
+            "title": "Road works on Mill Lane from 3 June",
+            "published": "2024-05-20T09:12:00+01:00",
+            "author": "Parish Clerk",
+        }
+    ]

@@ -41,11 +41,11 @@ _CHROME_ROLES: Final = frozenset(
 # Words of a class or id that mark page furniture.
 _CHROME_WORDS: Final = re.compile(
     r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|mainmenu|submenu|subnav|menubar|sidebar|"
-    r"side-?bar|breadcrumbs?|footer|site-?header|masthead|topbar|toolbar|cookies?|consent|"
-    r"gdpr|banner|share|sharing|social|related|skip|skiplink|advert|ads|advertisement|"
-    r"sponsor|promo|newsletter|popup|modal|overlay|pagination|pager|toc|tocs|headerlink|"
-    r"widget|comments?|disqus|print-?only|sr-only|visually-?hidden|screen-?reader-text|"
-    r"hidden|d-none|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])",
+    r"side-?bar|breadcrumbs?|header|footer|foot|hdr|masthead|topbar|toolbar|cookies?|"
+    r"consent|gdpr|banner|share|sharing|social|related|skip|skiplink|advert|ads|sponsor|"
+    r"advertisement|promo|newsletter|popup|modal|overlay|pagination|pager|toc|tocs|"
+    r"headerlink|widget|comments?|disqus|print-?only|sr-only|visually-?hidden|"
+    r"screen-?reader-text|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])",
     re.IGNORECASE,
 )
 # The id or class of the element that holds a page's main content, when it has no <main>.
@@ -59,6 +59,7 @@ _HEADERLINK_TEXT: Final = frozenset({"¶", "#", "§", "🔗", "link", "permalink
 _HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _LIST_BLOCKS: Final = frozenset({"ul", "ol", "div", "section", "table", "p", "dl"})
 _LINK_DENSE: Final = 0.7  # share of a block's text inside links that makes it a link list
+_HEADLINE_CHARS: Final = 35  # average link text from which a link list is content
 _FILE_SUFFIX: Final = re.compile(
     r"\.(?:pdf|docx?|xlsx?|pptx?|odt|ods|odp|rtf|csv|txt|zip|epub|xml|json)(?:$|[?#])",
     re.IGNORECASE,
@@ -259,32 +260,46 @@ def _is_chrome(element: etree._Element) -> bool:
 
 def _strip_chrome(main: etree._Element, stats: _Stats) -> None:
     """Remove furniture inside the main element, top down, skipping what is removed."""
+    main_chars = stats.chars(main)
     stack = [main]
     while stack:
         parent = stack.pop()
         for element in list(parent):
             if not isinstance(element.tag, str):
                 continue
-            if _is_furniture(element, stats):
+            if _is_furniture(element, stats, main_chars):
                 _remove(element)
             else:
                 stack.append(element)
 
 
-def _is_furniture(element: etree._Element, stats: _Stats) -> bool:
+def _is_furniture(element: etree._Element, stats: _Stats, main_chars: int) -> bool:
     tag = element.tag
     if _is_chrome(element):
-        return not _holds_title(element, stats)
+        return not (_holds_title(element, stats) or _holds_content(element, stats, main_chars))
     if tag == "a":
         return _is_headerlink(element)
     return tag in _LIST_BLOCKS and _link_list(element, stats)
 
 
 def _holds_title(element: etree._Element, stats: _Stats) -> bool:
-    """A <header> around the article's own h1 is content, not site chrome."""
-    if element.tag != "header" and "header" not in _classes(element).lower():
+    """A header around the article's own title (and byline) is content, not site chrome:
+    it has a heading, few links, little text."""
+    found = stats.of.get(element)
+    if found is None or not found[4] or found[2] >= 3 or found[0] >= 600:
         return False
-    return next(element.iter("h1"), None) is not None and stats.chars(element) < 600
+    return next(element.iter("h1", "h2", "h3"), None) is not None
+
+
+def _holds_content(element: etree._Element, stats: _Stats, main_chars: int) -> bool:
+    """A <form> around the whole page (ASP.NET), or a block whose class only happens to
+    contain a furniture word, is kept when it holds most of the text."""
+    chars = stats.chars(element)
+    if element.tag == "form":
+        return chars >= 500 or bool(stats.of.get(element, (0, 0, 0, 0, False))[4])
+    if element.tag in _CHROME_TAGS or element.get("role") in _CHROME_ROLES:
+        return False
+    return chars >= 1000 and chars >= 0.5 * main_chars
 
 
 def _is_headerlink(element: etree._Element) -> bool:
@@ -306,6 +321,8 @@ def _link_list(element: etree._Element, stats: _Stats) -> bool:
     chars, linked, links, files, headed = found
     if links < 3 or files or not chars or linked / chars < _LINK_DENSE:
         return False
+    if linked / links >= _HEADLINE_CHARS:
+        return False  # menus have short labels; lists of articles or meetings have titles
     return element.tag in ("ul", "ol") or not headed
 
 
@@ -324,7 +341,8 @@ def _remove(element: etree._Element) -> None:
 
 
 def _prepare(main: etree._Element, base: str) -> None:
-    """Absolute links and images; decorative images out; code blocks told their language."""
+    """Absolute links and images; decorative images out; code blocks told their language;
+    forms kept as content made plain blocks."""
     for a in main.iter("a"):
         href = (a.get("href") or "").strip()
         if not href or href.lower().startswith(("javascript:", "data:")):
@@ -339,6 +357,10 @@ def _prepare(main: etree._Element, base: str) -> None:
             img.set("src", urljoin(base, src))
     for pre in main.iter("pre"):
         _code_language(pre)
+    for kept in main.iter("form", "nav"):
+        kept.tag = "div"  # the converter drops these; the ones still here are content
+    if main.tag in ("form", "nav"):
+        main.tag = "div"
 
 
 def _code_language(pre: etree._Element) -> None:
