@@ -65,6 +65,7 @@ class RelevanceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     extract_context_chars: int = 12000
     extract_max_calls: int = 10
     extract_answer_tokens: int = 2048
+    extract_timeout_s: float = 300.0
 
 
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -115,6 +116,7 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("relevance.extract_context_chars", 1000, 20000),
     ("relevance.extract_max_calls", 1, 1000),
     ("relevance.extract_answer_tokens", 64, 4096),
+    ("relevance.extract_timeout_s", 1, 3600),
 )
 
 

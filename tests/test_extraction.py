@@ -3,8 +3,8 @@ the fake Ollama."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -14,6 +14,7 @@ from skopd.config import RelevanceConfig
 from skopd.content.extract import Extraction, Extractor, split_windows
 from skopd.relevance.backend import Relevance
 from tests.fake_ollama import Call, FakeOllama, instructions_of
+from tests.test_ollama import closed_port
 
 PAGE = """# Council meetings
 
@@ -41,6 +42,15 @@ async def extractor(fake: FakeOllama) -> AsyncIterator[Extractor]:
     ex = Extractor(RelevanceConfig(ollama_host=fake.host))
     yield ex
     await ex.close()
+
+
+@contextlib.asynccontextmanager
+async def extractor_for(host: str, **settings: Any) -> AsyncIterator[Extractor]:
+    ex = Extractor(RelevanceConfig(ollama_host=host, **settings))
+    try:
+        yield ex
+    finally:
+        await ex.close()
 
 
 def long_page(sections: int) -> str:
@@ -130,11 +140,8 @@ async def test_items_that_break_the_schema_are_dropped(
 
 async def test_long_page_is_cut_into_calls_and_merged(fake: FakeOllama) -> None:
     page = long_page(12)
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
         ex = await ex_.extract_items(page, ITEM, max_items=1000)
-    finally:
-        await ex_.close()
     calls = fake.extractions
     assert len(calls) == ex.parts > 3
     assert all(len(c.page) <= 2000 for c in calls)
@@ -146,31 +153,22 @@ async def test_long_page_is_cut_into_calls_and_merged(fake: FakeOllama) -> None:
 
 async def test_items_from_parts_are_deduplicated(fake: FakeOllama) -> None:
     fake.reply = lambda call: {"items": [{"name": "Same", "url": "https://s.example/"}]}
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
         ex = await ex_.extract_items(long_page(6), ITEM)
-    finally:
-        await ex_.close()
     assert ex.llm_calls > 1
     assert ex.data == [{"name": "Same", "url": "https://s.example/"}]
 
 
 async def test_max_items_stops_asking(fake: FakeOllama) -> None:
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
         ex = await ex_.extract_items(long_page(12), ITEM, max_items=20)
-    finally:
-        await ex_.close()
     assert ex.data is not None and len(ex.data) == 20
     assert ex.llm_calls < ex.parts  # no call once enough items were found
 
 
 async def test_markdown_parts_are_joined(fake: FakeOllama) -> None:
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
         ex = await ex_.extract(long_page(8), "list the meetings of 2001 and 2006")
-    finally:
-        await ex_.close()
     assert ex.content is not None
     assert "The meetings of 2001" in ex.content and "The meetings of 2006" in ex.content
     assert "NOTHING" not in ex.content
@@ -185,23 +183,15 @@ async def test_json_objects_from_parts_are_merged(fake: FakeOllama) -> None:
         ]
     )
     fake.reply = lambda call: next(replies, {})
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
         ex = await ex_.extract(long_page(3), "summary", output="json")
-    finally:
-        await ex_.close()
     assert ex.llm_calls == ex.parts == 2
     assert ex.data == {"title": "Archive", "years": [2000, 2001, 2002], "contact": "town hall"}
 
 
 async def test_calls_are_bounded(fake: FakeOllama) -> None:
-    ex_ = Extractor(
-        RelevanceConfig(ollama_host=fake.host, extract_context_chars=2000, extract_max_calls=3)
-    )
-    try:
+    async with extractor_for(fake.host, extract_context_chars=2000, extract_max_calls=3) as ex_:
         ex = await ex_.extract_items(long_page(12), ITEM, max_items=1000)
-    finally:
-        await ex_.close()
     assert ex.llm_calls == len(fake.extractions) == 3
     assert ex.truncated and not ex.failed
     assert ex.data is not None and len(ex.data) > 0
@@ -244,44 +234,28 @@ async def test_model_error_is_retried_once(fake: FakeOllama, extractor: Extracto
 
 async def test_slow_model_times_out_and_fails(fake: FakeOllama) -> None:
     fake.delay_s = 5.0
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, request_timeout_s=0.3))
-    try:
+    async with extractor_for(fake.host, request_timeout_s=0.3) as ex_:
         ex = await ex_.extract(PAGE, "Give the phone number")
-    finally:
-        await ex_.close()
     assert ex.failed and ex.error is not None and "timed out" in ex.error
     assert ex.llm_calls == 2  # a timeout may pass: asked again once
 
 
 async def test_model_not_pulled(fake: FakeOllama) -> None:
     fake.models = ["llama3.2:1b"]
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, model="qwen2.5:3b"))
-    try:
+    async with extractor_for(fake.host, model="qwen2.5:3b") as ex_:
         assert not await ex_.available()
         ex = await ex_.extract_items(PAGE, ITEM)
-    finally:
-        await ex_.close()
     assert ex.failed and ex.llm_calls == 0 and fake.chats == []
     assert ex.error is not None
     assert ex.error.startswith("no local model available")
     assert f"start Ollama at {fake.host} and `ollama pull qwen2.5:3b`" in ex.error
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
-
 async def test_no_ollama_running() -> None:
     host = f"http://127.0.0.1:{closed_port()}"
-    ex_ = Extractor(RelevanceConfig(ollama_host=host))
-    try:
+    async with extractor_for(host) as ex_:
         assert not await ex_.available()
         ex = await ex_.extract(PAGE, "anything", output="json")
-    finally:
-        await ex_.close()
     assert ex.failed and ex.content is None
     assert ex.error == (
         f"no local model available (no Ollama answered at {host}): start Ollama at {host}"
@@ -290,12 +264,9 @@ async def test_no_ollama_running() -> None:
 
 
 async def test_lexical_backend_never_asks(fake: FakeOllama) -> None:
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, backend="lexical"))
-    try:
+    async with extractor_for(fake.host, backend="lexical") as ex_:
         assert not await ex_.available()
         ex = await ex_.extract(PAGE, "anything")
-    finally:
-        await ex_.close()
     assert ex.failed and fake.calls == []
     assert ex.error is not None and 'relevance.backend is "lexical"' in ex.error
 
@@ -331,11 +302,8 @@ async def test_schema_is_in_the_text_the_model_reads(
 
 async def test_a_long_prompt_leaves_the_page_less_room(fake: FakeOllama) -> None:
     prompt = "Extract the minutes. " + "Be careful with the dates. " * 400  # ~10,800 chars
-    ex_ = Extractor(RelevanceConfig(ollama_host=fake.host, extract_context_chars=6000))
-    try:
+    async with extractor_for(fake.host, extract_context_chars=6000) as ex_:
         ex = await ex_.extract(long_page(4), prompt)
-    finally:
-        await ex_.close()
     assert not ex.failed and ex.llm_calls > 1
     for call in fake.extractions:
         assert len(instructions_of(call.user)) <= 4000  # the prompt is clipped
@@ -365,3 +333,74 @@ async def test_a_shared_model_line_is_left_open(fake: FakeOllama) -> None:
         assert again.content is not None and "01234 5678" in again.content
     finally:
         await relevance.close()
+
+
+async def test_time_is_bounded_and_the_rest_left_out(fake: FakeOllama) -> None:
+    fake.delay_s = 0.4
+    async with extractor_for(fake.host, extract_context_chars=2000, extract_timeout_s=1) as ex_:
+        ex = await ex_.extract_items(long_page(12), ITEM, max_items=1000)
+    assert not ex.failed and ex.truncated
+    assert 1 <= ex.llm_calls < ex.parts
+    assert ex.data is not None and len(ex.data) >= 12
+    assert any("ran out of time (1 s)" in w for w in ex.warnings)
+
+
+async def test_a_part_without_a_valid_answer_is_a_warning(fake: FakeOllama) -> None:
+    answers = iter(["nonsense", "nonsense"])
+    fake.reply = lambda call: next(answers, {"items": [{"name": "B", "url": "https://b/"}]})
+    async with extractor_for(fake.host, extract_context_chars=2000) as ex_:
+        ex = await ex_.extract_items(long_page(3), ITEM)
+    assert ex.parts == 2 and ex.llm_calls == 3
+    assert not ex.failed and ex.error is None
+    assert ex.data == [{"name": "B", "url": "https://b/"}]
+    assert ex.warnings == [
+        "the local model gave an invalid answer (part 1 of 2): not JSON ('nonsense')"
+    ]
+
+
+async def test_the_calls_limit_is_a_warning(fake: FakeOllama) -> None:
+    async with extractor_for(fake.host, extract_context_chars=2000, extract_max_calls=2) as ex_:
+        ex = await ex_.extract(long_page(12), "list the meetings of 2001")
+    assert ex.truncated and ex.llm_calls == 2
+    assert ex.warnings[0].startswith("the page needs ")
+    assert "more than relevance.extract_max_calls (2)" in ex.warnings[0]
+
+
+@pytest.mark.parametrize(
+    ("answer", "content"),
+    [
+        ("```markdown\n# Phone\n\n01234 5678\n```", "# Phone\n\n01234 5678"),
+        ("```\nphone --call 01234\n```", "```\nphone --call 01234\n```"),  # code stays code
+        ("  NOTHING.  ", ""),
+    ],
+)
+async def test_markdown_answers_are_read_as_meant(
+    fake: FakeOllama, extractor: Extractor, answer: str, content: str
+) -> None:
+    fake.replies = [answer]
+    ex = await extractor.extract(PAGE, "phone")
+    assert not ex.failed and ex.content == content
+
+
+async def test_fenced_json_and_nested_lists_are_repaired(
+    fake: FakeOllama, extractor: Extractor
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "meetings": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"year": {"type": "integer"}, "count": {"type": "integer"}},
+                    "required": ["year"],
+                },
+            }
+        },
+        "required": ["meetings"],
+    }
+    fake.replies = ['```json\n{"meetings": [{"year": "2024", "count": "2", "x": 1}]}\n```']
+    ex = await extractor.extract(PAGE, "meetings per year", schema=schema)
+    assert not ex.failed, ex.error
+    assert ex.data == {"meetings": [{"year": 2024, "count": 2}]}
+    assert ex.llm_calls == 1

@@ -13,6 +13,7 @@ own structured data).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, Final, Literal
@@ -59,6 +60,7 @@ class Extraction(msgspec.Struct):
     output_tokens: int = 0
     truncated: bool = False  # the page was longer than the calls allowed: its end was left out
     parts: int = 0  # windows the page was cut into (and asked about)
+    warnings: list[str] = msgspec.field(default_factory=list)  # parts left out, and why
 
 
 class _Invalid(Exception):
@@ -177,6 +179,7 @@ class Extractor:
 
 
 _Reader = Callable[[str], Any]
+_STOP: Final = object()  # no more calls for this extraction
 _PROMPT_CHARS: Final = 4000  # of the user's instructions sent to the model
 _SCHEMA_CHARS: Final = 4000
 _MIN_WINDOW: Final = 1000
@@ -215,6 +218,8 @@ class _Run:
         self.error: str | None = None
         self.truncated = False
         self.windows = 0
+        self.deadline = 0.0
+        self.warnings: list[str] = []
 
     async def over(self, markdown: str) -> list[Any]:
         """The usable answer of each window, in page order; [] when there is none."""
@@ -223,40 +228,55 @@ class _Run:
             self.error = reason
             return []
         s = self.extractor.settings
+        self.deadline = asyncio.get_running_loop().time() + s.extract_timeout_s
         # The instructions share the context with the page.
         room = max(_MIN_WINDOW, s.extract_context_chars - len(self.instructions))
         windows = split_windows(markdown, room)
         if len(windows) > s.extract_max_calls:
+            self.warnings.append(
+                f"the page needs {len(windows)} model calls, more than"
+                f" relevance.extract_max_calls ({s.extract_max_calls}): its end was left out"
+            )
             windows = windows[: s.extract_max_calls]
             self.truncated = True
         self.windows = len(windows)
         answers: list[Any] = []
         for number, window in enumerate(windows, 1):
-            if self.calls >= s.extract_max_calls:
+            found = await self._window(window, number, len(windows))
+            if found is _STOP:
                 self.truncated = True
                 break
-            found = await self._window(window, number, len(windows))
-            if found is not None:
-                answers.append(found)
-                if self.enough is not None and self.enough(answers):
-                    break
+            if found is None:
+                if self.error and len(windows) > 1:
+                    self.warnings.append(self.error)
+                continue
+            answers.append(found)
+            if self.enough is not None and self.enough(answers):
+                break
         return answers
 
     async def _window(self, window: str, number: int, count: int) -> Any:
+        """The usable answer for one window; None when there is none, _STOP when the
+        calls or the time of this extraction are spent."""
         s = self.extractor.settings
         model = self.extractor.model
         assert model is not None
         part = f" (part {number} of {count})" if count > 1 else ""
         user = f"Instructions: {self.instructions}\n\nPage{part}:\n{window}"
         for attempt in range(2):
-            if self.calls >= s.extract_max_calls:
-                self.truncated = True
-                return None
+            left = self.deadline - asyncio.get_running_loop().time()
+            if self.calls >= s.extract_max_calls or left <= 0:
+                self._spent(s, left <= 0)
+                return _STOP
             self.calls += 1
             try:
-                reply = await model.ask(self.system, user, self.schema, s.extract_answer_tokens)
+                async with asyncio.timeout(left):
+                    reply = await model.ask(self.system, user, self.schema, s.extract_answer_tokens)
+            except TimeoutError:
+                self._spent(s, True)
+                return _STOP
             except ModelError as exc:
-                self.error = f"the local model failed: {exc}"
+                self.error = f"the local model failed{part}: {exc}"
                 if not exc.transient:
                     return None
                 continue
@@ -268,6 +288,14 @@ class _Run:
                 again = "; asked again" if attempt == 0 else ""
                 self.error = f"the local model gave an invalid answer{part}: {exc}{again}"
         return None
+
+    def _spent(self, s: RelevanceConfig, timed_out: bool) -> None:
+        if timed_out:
+            message = f"the extraction ran out of time ({s.extract_timeout_s:g} s)"
+        else:
+            message = f"the extraction used all of its {s.extract_max_calls} model calls"
+        self.error = message
+        self.warnings.append(f"{message}: the rest of the page was left out")
 
     def result(self, parts: list[Any], content: str | None, data: Any) -> Extraction:
         failed = not parts
@@ -284,6 +312,7 @@ class _Run:
             output_tokens=self.output_tokens,
             truncated=self.truncated,
             parts=self.windows,
+            warnings=list(dict.fromkeys(self.warnings)) if not failed else [],
         )
 
 
@@ -314,18 +343,27 @@ def split_windows(markdown: str, max_chars: int) -> list[str]:
 
 
 def _read_markdown(content: str) -> str:
-    text = content.strip()
-    if text.startswith("```") and text.endswith("```"):
-        inner = text.split("\n", 1)[1] if "\n" in text else ""
-        text = inner.rsplit("```", 1)[0].strip()
+    text = _unfence(_unfence(content.strip(), "markdown", False), "md", False)
     if not text:
         raise _Invalid("an empty answer")
     return "" if text.strip(" .`*\"'") == _NOTHING else text
 
 
+def _unfence(text: str, language: str, bare: bool) -> str:
+    """An answer wrapped whole in one ```language fence (or a bare ``` one, when `bare`),
+    unwrapped."""
+    if not (text.startswith("```") and text.endswith("```") and "\n" in text):
+        return text
+    first, rest = text.split("\n", 1)
+    info = first[3:].strip().lower()
+    if not (info == language or (bare and not info)) or "```" in rest[:-3]:
+        return text
+    return rest[:-3].strip()
+
+
 def _decode(content: str) -> Any:
     try:
-        return msgspec.json.decode(content.strip().encode())
+        return msgspec.json.decode(_unfence(content.strip(), "json", True).encode())
     except msgspec.DecodeError:
         snippet = " ".join(content.split())[:80]
         raise _Invalid(f"not JSON ({snippet!r})") from None
@@ -379,6 +417,9 @@ def _conform(value: Any, schema: dict[str, Any]) -> Any:
         if raw is None and name not in required:
             continue
         fixed = _conform(raw, sub) if isinstance(sub, dict) else raw
+        inner = sub.get("items") if isinstance(sub, dict) else None
+        if isinstance(fixed, list) and isinstance(inner, dict):
+            fixed = [_conform(entry, inner) for entry in fixed]
         if isinstance(sub, dict) and violation(fixed, sub) is not None:
             repaired = coerce(fixed, sub)
             fixed = repaired if repaired is not None else fixed
