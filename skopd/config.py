@@ -34,6 +34,7 @@ class StorageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_concurrent_jobs: int = 4
     max_queued_jobs: int = 100
+    cache_window_s: int = 3600
 
 
 class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -97,6 +98,7 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("server.max_request_bytes", 1024, 64 * 1024 * 1024),
     ("jobs.max_concurrent_jobs", 1, 256),
     ("jobs.max_queued_jobs", 1, 100_000),
+    ("jobs.cache_window_s", 0, 30 * 24 * 3600),
     ("crawler.concurrency", 1, 1024),
     ("crawler.per_host_concurrency", 1, 256),
     ("crawler.per_host_delay_ms", 0, 600_000),

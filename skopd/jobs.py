@@ -13,20 +13,26 @@ import shutil
 from datetime import timedelta
 from pathlib import Path
 
+import msgspec
+
 from skopd.config import Config
 from skopd.crawl.engine import Crawl, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import Conflict, NotFound, TooManyRequests
 from skopd.events import EventBus
-from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
+from skopd.kinds.runner import KindRunner
+from skopd.models import Job, JobKind, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
 from skopd.relevance.backend import Relevance, RelevanceUnavailable
 from skopd.store import Store
 
 log = logging.getLogger("skopd.jobs")
 
 CANCEL_WAIT_S = 5.0
-JOB_ID = re.compile(r"^job_[a-z0-9]{1,64}$")
+# Skop's ids, and the UUIDs of documentation-scraper jobs.
+JOB_ID = re.compile(
+    r"^(job_[a-z0-9]{1,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
+)
 RESTART_MESSAGE = "the daemon restarted while the job was running; submit it again"
 
 
@@ -50,6 +56,7 @@ class Scheduler:
         self._cancelling: set[str] = set()
         self._closing = False
         self._mean_runtime_s = 60.0
+        self.kinds = KindRunner(cfg, store, downloader, relevance, self.documents_dir)
 
     # -- life cycle -------------------------------------------------------
 
@@ -77,16 +84,11 @@ class Scheduler:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await self.kinds.close()
 
     # -- requests ---------------------------------------------------------
 
     async def submit(self, owner: str, req: ScrapeRequest) -> Job:
-        if len(self._queue) >= self.cfg.jobs.max_queued_jobs:
-            raise TooManyRequests(
-                f"the queue is full ({self.cfg.jobs.max_queued_jobs} pending jobs); retry later",
-                headers={"Retry-After": str(int(self._mean_runtime_s) or 30)},
-            )
-        now = utcnow()
         job = Job(
             job_id=new_id("job"),
             owner=owner,
@@ -95,9 +97,18 @@ class Scheduler:
             parameters=req.parameters,
             status=JobStatus.PENDING,
             message="Job queued",
-            created_at=now,
+            created_at=utcnow(),
         )
-        job.estimated_completion = now + self._expected_wait(job.parameters)
+        return await self.enqueue(job)
+
+    async def enqueue(self, job: Job) -> Job:
+        """Store a new pending job (of any kind) and queue it."""
+        if len(self._queue) >= self.cfg.jobs.max_queued_jobs:
+            raise TooManyRequests(
+                f"the queue is full ({self.cfg.jobs.max_queued_jobs} pending jobs); retry later",
+                headers={"Retry-After": str(int(self._mean_runtime_s) or 30)},
+            )
+        job.estimated_completion = job.created_at + self._expected_wait(job.parameters)
         job.seq = await self.store.insert_job(job)
         rec = Recorder(self.store, self.bus, job, next_seq=1)
         rec.update()
@@ -110,6 +121,48 @@ class Scheduler:
             extra=_fields(job.job_id, "pending"),
         )
         self._dispatch()
+        return job
+
+    async def cached(self, job: Job) -> Job | None:
+        """When an identical job (same `cache_key`) completed within `jobs.cache_window_s`,
+        `job` is stored as completed at once with that job's answer, and returned; no crawl."""
+        window = self.cfg.jobs.cache_window_s
+        if job.cache_key is None or window <= 0:
+            return None
+        source = await self.store.cached_job(job.cache_key, utcnow() - timedelta(seconds=window))
+        output = None if source is None else await self.store.output(source.job_id)
+        if source is None or output is None:
+            return None
+        job.seq = await self.store.insert_job(job)
+        await self.store.copy_pages(source.job_id, job.job_id)
+        await self.store.save_output(
+            job.job_id,
+            msgspec.structs.replace(
+                output,
+                cache_hit=True,
+                cached_from=source.job_id,
+                llm_calls=0,
+                input_tokens=0,
+                output_tokens=0,
+            ),
+        )
+        rec = Recorder(self.store, self.bus, job, next_seq=1)
+        now = utcnow()
+        rec.update(
+            started_at=now,
+            total_pages_crawled=0,
+            relevance_backend=source.relevance_backend,
+            model=source.model,
+        )
+        message = f"{source.message} (the stored answer of {source.job_id})"
+        rec.update(**_ended(JobStatus.COMPLETED, message))
+        await rec.flush()
+        log.info(
+            "job %s state=completed cache_hit_of=%s",
+            job.job_id,
+            source.job_id,
+            extra=_fields(job.job_id, "completed"),
+        )
         return job
 
     def _expected_wait(self, params: Parameters) -> timedelta:
@@ -197,22 +250,11 @@ class Scheduler:
             await rec.flush()
             log.info("job %s state=in_progress", job_id, extra=_fields(job_id, "in_progress"))
             rec.enter("coordinator")
-            try:
-                judge = await self.relevance.for_job(rec.warning)
-            except RelevanceUnavailable as exc:
-                raise JobFailed("relevance_unavailable", str(exc)) from exc
-            rec.update(relevance_backend=judge.name, model=judge.model)
-            crawl = Crawl(job, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance)
-            outcome = await crawl.run()
-            note = {
-                "completed": "",
-                "max_pages": " (stopped at max_pages)",
-                "timeout": " (stopped at the timeout)",
-            }[outcome.reason]
-            final = _ended(
-                JobStatus.COMPLETED,
-                f"Job completed successfully. Found {job.total_documents_found} document(s){note}.",
-            )
+            if job.kind is JobKind.DOCUMENTS:
+                message = await self._find_documents(job, rec)
+            else:
+                message = await self.kinds.run(job, rec)
+            final = _ended(JobStatus.COMPLETED, message)
         except JobFailed as exc:
             rec.error(exc.error_type, exc.message, job.website, recoverable=False)
             final = _ended(JobStatus.FAILED, f"Job failed: {exc.message}")
@@ -247,6 +289,22 @@ class Scheduler:
                 "documents": job.total_documents_downloaded,
             },
         )
+
+    async def _find_documents(self, job: Job, rec: Recorder) -> str:
+        """Skop's kind: crawl for the documents the prompt asks for."""
+        try:
+            judge = await self.relevance.for_job(rec.warning)
+        except RelevanceUnavailable as exc:
+            raise JobFailed("relevance_unavailable", str(exc)) from exc
+        rec.update(relevance_backend=judge.name, model=judge.model)
+        crawl = Crawl(job, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance)
+        outcome = await crawl.run()
+        note = {
+            "completed": "",
+            "max_pages": " (stopped at max_pages)",
+            "timeout": " (stopped at the timeout)",
+        }[outcome.reason]
+        return f"Job completed successfully. Found {job.total_documents_found} document(s){note}."
 
 
 def _fields(job_id: str, state: str) -> dict[str, object]:

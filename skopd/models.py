@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import secrets
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -42,6 +42,48 @@ class JobStatus(enum.StrEnum):
 
 
 AGENTS = ("coordinator", "navigator", "scraper")
+
+
+class JobKind(enum.StrEnum):
+    """What a job does; each API face submits its own kind to the one scheduler."""
+
+    DOCUMENTS = "documents"  # Skop: find and download the documents a prompt asks for
+    PAGES = "pages"  # Spidra: the content of 1-5 given pages, optionally AI-extracted
+    EXTRACT = "extract"  # Aitronos: schema items from one page (and its "next" pages)
+    DOCS = "docs"  # documentation scraper: a crawl saving relevant pages as Markdown chunks
+
+
+class PagesSpec(msgspec.Struct, tag="pages", forbid_unknown_fields=True):
+    urls: list[str]
+    prompt: str | None = None
+    output: str = "markdown"  # markdown | json
+    schema: dict[str, Any] | None = None
+    screenshot: bool = False
+
+
+class ExtractSpec(msgspec.Struct, tag="extract", forbid_unknown_fields=True):
+    url: str
+    schema: dict[str, Any]
+    max_items: int = 100
+    timeout: int = 30
+    follow_pagination: bool = False
+    engine_type: str = "static"  # static | browser | hybrid
+    llm_mode: str = "structured"  # structured | json
+    wait_for_content: bool = True
+    extract_images: bool = False
+    date_filter: dict[str, str] | None = None  # {field, after, before}
+
+
+class DocsSpec(msgspec.Struct, tag="docs", forbid_unknown_fields=True):
+    session_id: str
+    starter_links: list[str]
+    application_name: str
+    application_version: str = "current"
+    max_iterations: int = 50
+    prompt: str | None = None
+
+
+Spec = PagesSpec | ExtractSpec | DocsSpec
 
 
 class Parameters(msgspec.Struct, forbid_unknown_fields=True):
@@ -84,10 +126,20 @@ def _field_path(msg: str) -> tuple[str, str]:
 
 def parse_scrape_request(body: bytes) -> ScrapeRequest:
     """Decode and validate a POST /scrape body; every problem names its field."""
+    req = decode_body(body, ScrapeRequest, "a JSON object with `website` and `prompt`")
+    _validate(req)
+    return req
+
+
+_T = TypeVar("_T")
+
+
+def decode_body(body: bytes, kind: type[_T], wanted: str) -> _T:
+    """A request body decoded into `kind`; a BadRequest naming the field otherwise."""
     if not body.strip():
-        raise BadRequest("body: a JSON object with `website` and `prompt` is required")
+        raise BadRequest(f"body: {wanted} is required")
     try:
-        req = msgspec.json.decode(body, type=ScrapeRequest)
+        return msgspec.json.decode(body, type=kind)
     except msgspec.ValidationError as exc:
         path, text = _field_path(str(exc))
         if text.startswith("Object contains unknown field"):
@@ -99,8 +151,6 @@ def parse_scrape_request(body: bytes) -> ScrapeRequest:
         raise BadRequest(f"{path or 'body'}: {text}") from exc
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body: invalid JSON ({exc})") from exc
-    _validate(req)
-    return req
 
 
 def website_problem(url: str) -> str | None:
@@ -193,6 +243,54 @@ class Job(msgspec.Struct):
     input_tokens: int = 0
     output_tokens: int = 0
     seq: int = 0
+    kind: JobKind = JobKind.DOCUMENTS
+    spec: Spec | None = None  # the face's own request, for every kind but documents
+    cache_key: str | None = None  # same owner, page, schema and options: same answer
+    session_id: str | None = None  # the documentation scraper's session
+
+
+class PageContent(msgspec.Struct):
+    """A page a job fetched for its content (pages, extract and docs kinds)."""
+
+    position: int
+    url: str
+    title: str
+    markdown: str
+    chunks: list[ChunkOut]
+    success: bool
+    error: str | None
+    scraped_at: datetime
+
+
+class PageSummary(msgspec.Struct):
+    url: str
+    title: str
+    chunk_count: int
+    success: bool
+    error: str | None
+    scraped_at: datetime
+
+
+class ChunkOut(msgspec.Struct):
+    index: int
+    heading: str
+    text: str
+
+
+class JobOutput(msgspec.Struct):
+    """What a non-document job answers with, written before its final state."""
+
+    content: Any = None  # Spidra: Markdown, or the model's answer (text or JSON)
+    items: list[Any] | None = None  # Aitronos: extracted items
+    ai_extraction_failed: bool = False
+    extraction_error: str | None = None
+    finish_reason: str | None = None  # docs: completed, max_iterations, no_more_links, timeout
+    engine_used: str | None = None
+    cache_hit: bool = False
+    cached_from: str | None = None  # the job whose answer a cache hit reused
+    llm_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
 
 
 class DocumentOut(msgspec.Struct):

@@ -17,7 +17,19 @@ import aiosqlite
 import msgspec
 
 from skopd.events import Event
-from skopd.models import Job, JobErrorInfo, JobStatus, Parameters, StoredDocument
+from skopd.models import (
+    ChunkOut,
+    Job,
+    JobErrorInfo,
+    JobKind,
+    JobOutput,
+    JobStatus,
+    PageContent,
+    PageSummary,
+    Parameters,
+    Spec,
+    StoredDocument,
+)
 
 _MIGRATIONS: tuple[str, ...] = (
     """
@@ -113,16 +125,66 @@ _MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN input_tokens INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE jobs ADD COLUMN output_tokens INTEGER NOT NULL DEFAULT 0;
     """,
+    """
+    ALTER TABLE jobs ADD COLUMN kind TEXT NOT NULL DEFAULT 'documents';
+    ALTER TABLE jobs ADD COLUMN spec TEXT;
+    ALTER TABLE jobs ADD COLUMN cache_key TEXT;
+    ALTER TABLE jobs ADD COLUMN session_id TEXT;
+    CREATE INDEX jobs_cache_key ON jobs (cache_key, seq) WHERE cache_key IS NOT NULL;
+    CREATE INDEX jobs_session ON jobs (session_id, seq) WHERE session_id IS NOT NULL;
+    CREATE TABLE page_contents (
+        job_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        url TEXT NOT NULL,
+        title TEXT NOT NULL,
+        markdown TEXT NOT NULL,
+        chunks TEXT NOT NULL,
+        chunk_count INTEGER NOT NULL,
+        success INTEGER NOT NULL,
+        error TEXT,
+        scraped_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, position)
+    ) WITHOUT ROWID;
+    CREATE TABLE job_outputs (
+        job_id TEXT PRIMARY KEY,
+        output TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        session_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
 )
 
-_JOB_TABLES = ("pages", "candidates", "documents", "errors", "warnings", "events", "jobs")
+_JOB_TABLES = (
+    "pages",
+    "candidates",
+    "documents",
+    "errors",
+    "warnings",
+    "events",
+    "page_contents",
+    "job_outputs",
+    "jobs",
+)
 _JOB_COLUMNS = (
     "seq job_id owner website prompt parameters status message created_at started_at "
     "completed_at estimated_completion progress current_agent agents_completed "
     "total_pages_crawled total_documents_found total_documents_downloaded "
-    "relevance_backend model llm_calls input_tokens output_tokens"
+    "relevance_backend model llm_calls input_tokens output_tokens kind spec cache_key session_id"
 ).split()
-_UPDATABLE = frozenset(_JOB_COLUMNS) - {"seq", "job_id", "owner", "website", "prompt"}
+_UPDATABLE = frozenset(_JOB_COLUMNS) - {
+    "seq",
+    "job_id",
+    "owner",
+    "website",
+    "prompt",
+    "kind",
+    "spec",
+    "cache_key",
+    "session_id",
+}
 
 
 def _ts(value: datetime | None) -> str | None:
@@ -136,11 +198,11 @@ def _dt(value: str | None) -> datetime | None:
 def _encode(name: str, value: Any) -> Any:
     if isinstance(value, datetime):
         return _ts(value)
-    if name == "parameters":
+    if name == "parameters" or (name == "spec" and value is not None):
         return msgspec.json.encode(value).decode()
     if name == "agents_completed":
         return msgspec.json.encode(list(value)).decode()
-    if isinstance(value, JobStatus):
+    if isinstance(value, JobStatus | JobKind):
         return value.value
     return value
 
@@ -172,6 +234,10 @@ def _job(row: sqlite3.Row) -> Job:
         llm_calls=row["llm_calls"],
         input_tokens=row["input_tokens"],
         output_tokens=row["output_tokens"],
+        kind=JobKind(row["kind"]),
+        spec=None if row["spec"] is None else msgspec.json.decode(row["spec"], type=Spec),
+        cache_key=row["cache_key"],
+        session_id=row["session_id"],
     )
 
 
@@ -319,20 +385,39 @@ class Store:
         return None if row is None else _job(row)
 
     async def list_jobs(
-        self, owner: str, status: JobStatus | None, limit: int, before_seq: int | None
+        self,
+        owner: str,
+        status: JobStatus | None,
+        limit: int,
+        before_seq: int | None,
+        kind: JobKind | None = None,
+        offset: int = 0,
     ) -> list[Job]:
-        sql = "SELECT * FROM jobs WHERE owner = ?"
-        args: list[Any] = [owner]
-        if status is not None:
-            sql += " AND status = ?"
-            args.append(status.value)
+        where, args = _job_filter(owner, status, kind)
         if before_seq is not None:
-            sql += " AND seq < ?"
+            where += " AND seq < ?"
             args.append(before_seq)
-        sql += " ORDER BY seq DESC LIMIT ?"
-        args.append(limit)
-        async with self.r.execute(sql, args) as cur:
+        async with self.r.execute(
+            f"SELECT * FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        ) as cur:
             return [_job(row) for row in await cur.fetchall()]
+
+    async def count_jobs(self, owner: str, status: JobStatus | None, kind: JobKind | None) -> int:
+        where, args = _job_filter(owner, status, kind)
+        async with self.r.execute(f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def cached_job(self, cache_key: str, since: datetime) -> Job | None:
+        """The newest completed job with this cache key that ended at `since` or later."""
+        async with self.r.execute(
+            "SELECT * FROM jobs WHERE cache_key = ? AND status = ? AND completed_at >= ? "
+            "ORDER BY seq DESC LIMIT 1",
+            (cache_key, JobStatus.COMPLETED.value, _ts(since)),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _job(row)
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
         async with self.r.execute(
@@ -455,6 +540,116 @@ class Store:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
+    # -- page contents, outputs and sessions (the other faces' kinds) -------
+
+    async def save_page(self, job_id: str, page: PageContent) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO page_contents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    page.position,
+                    page.url,
+                    page.title,
+                    page.markdown,
+                    msgspec.json.encode(page.chunks).decode(),
+                    len(page.chunks),
+                    int(page.success),
+                    page.error,
+                    _ts(page.scraped_at),
+                ),
+            )
+
+        await self._atomic(write)
+
+    async def pages_of(self, job_id: str, url: str | None = None) -> list[PageContent]:
+        """The job's saved pages in the order they were fetched (or the one at `url`)."""
+        sql = "SELECT * FROM page_contents WHERE job_id = ?"
+        args: list[Any] = [job_id]
+        if url is not None:
+            sql += " AND url = ?"
+            args.append(url)
+        async with self.r.execute(sql + " ORDER BY position", args) as cur:
+            return [_page_content(row) for row in await cur.fetchall()]
+
+    async def page_summaries(self, job_id: str) -> list[PageSummary]:
+        """The job's saved pages without their text: for status views polled often."""
+        async with self.r.execute(
+            "SELECT url, title, chunk_count, success, error, scraped_at FROM page_contents "
+            "WHERE job_id = ? ORDER BY position",
+            (job_id,),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            PageSummary(
+                url=row["url"],
+                title=row["title"],
+                chunk_count=row["chunk_count"],
+                success=bool(row["success"]),
+                error=row["error"],
+                scraped_at=_dt(row["scraped_at"]) or datetime.min,
+            )
+            for row in rows
+        ]
+
+    async def save_output(self, job_id: str, output: JobOutput) -> None:
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT OR REPLACE INTO job_outputs VALUES (?, ?)",
+                (job_id, msgspec.json.encode(output).decode()),
+            )
+
+        await self._atomic(write)
+
+    async def output(self, job_id: str) -> JobOutput | None:
+        async with self.r.execute(
+            "SELECT output FROM job_outputs WHERE job_id = ?", (job_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else msgspec.json.decode(row[0], type=JobOutput)
+
+    async def copy_pages(self, source_job: str, job_id: str) -> None:
+        """A cache hit: the new job answers with the saved pages of the job it reuses."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO page_contents SELECT ?, position, url, title, markdown, chunks, "
+                "chunk_count, success, error, scraped_at FROM page_contents WHERE job_id = ?",
+                (job_id, source_job),
+            )
+
+        await self._atomic(write)
+
+    async def session_owner(self, session_id: str) -> str | None:
+        async with self.r.execute(
+            "SELECT owner FROM sessions WHERE session_id = ?", (session_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def create_session(self, session_id: str, owner: str, created_at: datetime) -> bool:
+        """False when the session exists already (whoever owns it)."""
+        created = False
+
+        def write(conn: sqlite3.Connection) -> None:
+            nonlocal created
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?)",
+                (session_id, owner, _ts(created_at)),
+            )
+            created = cur.rowcount == 1
+
+        await self._atomic(write)
+        return created
+
+    async def session_jobs(self, session_id: str, limit: int = 1) -> list[Job]:
+        """The session's jobs, newest first."""
+        async with self.r.execute(
+            "SELECT * FROM jobs WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
+            (session_id, limit),
+        ) as cur:
+            return [_job(row) for row in await cur.fetchall()]
+
     async def documents(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[StoredDocument]:
@@ -497,6 +692,35 @@ class Store:
             "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             return [row[0] for row in await cur.fetchall()]
+
+
+def _job_filter(
+    owner: str, status: JobStatus | None, kind: JobKind | None
+) -> tuple[str, list[Any]]:
+    where = "owner = ?"
+    args: list[Any] = [owner]
+    if status is not None:
+        where += " AND status = ?"
+        args.append(status.value)
+    if kind is not None:
+        where += " AND kind = ?"
+        args.append(kind.value)
+    return where, args
+
+
+def _page_content(row: sqlite3.Row) -> PageContent:
+    scraped = _dt(row["scraped_at"])
+    assert scraped is not None
+    return PageContent(
+        position=row["position"],
+        url=row["url"],
+        title=row["title"],
+        markdown=row["markdown"],
+        chunks=msgspec.json.decode(row["chunks"], type=list[ChunkOut]),
+        success=bool(row["success"]),
+        error=row["error"],
+        scraped_at=scraped,
+    )
 
 
 def _document(row: sqlite3.Row) -> StoredDocument:

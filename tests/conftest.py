@@ -16,6 +16,7 @@ from skopd.config import Config
 from skopd.web.app import make_app
 from tests.fake_ollama import FakeOllama
 from tests.sites.docsite import make_docsite
+from tests.sites.facesite import RELEASE, make_facesite
 
 
 def make_config(tmp_path: Path, **sections: dict[str, Any]) -> Config:
@@ -90,6 +91,15 @@ async def docsite() -> AsyncIterator[TestServer]:
     server = TestServer(make_docsite(), host="127.0.0.1")
     await server.start_server()
     yield server
+    await server.close()
+
+
+@pytest.fixture
+async def facesite() -> AsyncIterator[TestServer]:
+    server = TestServer(make_facesite(), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    server.app[RELEASE].set()  # no request left hanging on /slow
     await server.close()
 
 

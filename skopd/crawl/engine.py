@@ -21,6 +21,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import aiohttp
 import msgspec
@@ -78,6 +79,17 @@ class Outcome(msgspec.Struct):
     reason: str  # "completed", "max_pages", "timeout"
 
 
+class PageSink(Protocol):
+    """Keeps the content of the HTML pages a crawl fetches (the kinds that answer with
+    pages rather than documents). A crawl with a sink does not read sitemaps: the sink
+    chooses which of a page's links are followed."""
+
+    async def page(self, page: Page, body: bytes, depth: int) -> list[Link]:
+        """Called once per fetched HTML page, before its links are followed; answers the
+        links of `page.links` the crawl may follow."""
+        ...
+
+
 class Crawl:
     def __init__(
         self,
@@ -87,8 +99,10 @@ class Crawl:
         scorer: JobRelevance,
         documents_dir: Path,
         text_limits: RelevanceConfig,
+        sink: PageSink | None = None,
     ) -> None:
         self.job = job
+        self.sink = sink
         self.params = job.parameters
         self.rec = recorder
         self.http = downloader
@@ -144,7 +158,7 @@ class Crawl:
                 self.query = await self.scorer.plan(self.query)
                 await self._process_page(start, first=True)
                 self.rec.enter("navigator")
-                if not self.params.single_page:
+                if not self.params.single_page and self.sink is None:
                     self.seeding = True
                     self.active += 1  # the workers wait for the sitemaps
                     seeding = asyncio.create_task(self._seed_from_sitemaps())
@@ -359,6 +373,8 @@ class Crawl:
             return
         page = await _parse(body, final, content_type)
         self.rec.page(final, status, item.depth, len(page.links), _ms(began))
+        if self.sink is not None:
+            page.links = await self.sink.page(page, body, item.depth)
         await self._follow(page, item.depth)
 
     def _classify(

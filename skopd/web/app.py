@@ -14,7 +14,7 @@ from skopd.events import EventBus
 from skopd.jobs import Scheduler
 from skopd.relevance.backend import Relevance
 from skopd.store import Store
-from skopd.web import middleware, sse
+from skopd.web import aitronos, docscraper, middleware, spidra, sse
 from skopd.web.routes import routes
 from skopd.web.state import BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
 from skopd.web.tokens import TokenSigner
@@ -54,12 +54,22 @@ def make_app(cfg: Config) -> web.Application:
     app[middleware.MAX_BYTES] = cfg.server.max_request_bytes
     app[middleware.SIGNER_KEY] = TokenSigner()
     app[middleware.DRAIN] = middleware.Drain()
+    app[middleware.ERROR_SHAPES] = (
+        (spidra.ERRORS, spidra.error_body),
+        (aitronos.ERRORS, aitronos.error_body),
+        (docscraper.ERRORS, docscraper.error_body),
+    )
     app[BUS] = EventBus()
     app[sse.STREAMS] = weakref.WeakSet()
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(sse.close_streams)
     app.add_routes(sse.routes)
     app.add_routes(routes)
+    # The other faces, on the same scheduler and store; Aitronos's /jobs routes before the
+    # documentation scraper's /{session_id} routes, which would match them too.
+    app.add_routes(spidra.routes)
+    app.add_routes(aitronos.routes)
+    app.add_routes(docscraper.routes)
     app.router.add_get("/", dashboard)
     app.router.add_static("/static/", STATIC_DIR, append_version=False)
     return app

@@ -6,6 +6,8 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import re
+from collections.abc import Callable
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -40,11 +42,25 @@ class Drain:
 DRAIN: web.AppKey[Drain] = web.AppKey("drain", Drain)
 
 
+# The routes of each API face answer errors in that face's own shape: (path pattern,
+# body of an error from status, message and path). Skop's ErrorResponse everywhere else.
+ErrorShape = Callable[[int, str, str], bytes]
+ERROR_SHAPES: web.AppKey[tuple[tuple[re.Pattern[str], ErrorShape], ...]] = web.AppKey(
+    "error_shapes", tuple
+)
+API_PREFIXES = ("/scrape", "/api/")  # what needs a key, and what stops while shutting down
+
+
 def _json_error(
-    status: int, message: str, path: str, headers: dict[str, str] | None = None
+    request: web.Request, status: int, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
+    shape: ErrorShape = error_body
+    for pattern, face_shape in request.app.get(ERROR_SHAPES, ()):
+        if pattern.match(request.path):
+            shape = face_shape
+            break
     return web.Response(
-        body=error_body(status, message, path),
+        body=shape(status, message, request.path),
         status=status,
         content_type="application/json",
         headers=headers,
@@ -63,7 +79,7 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except ApiError as exc:
-        return _json_error(exc.status, exc.message, request.path, exc.headers)
+        return _json_error(request, exc.status, exc.message, exc.headers)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -76,16 +92,16 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         elif exc.status == 413:
             message = f"request body too large (limit {request.app[MAX_BYTES]} bytes)"
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return _json_error(exc.status, message, request.path, headers)
+        return _json_error(request, exc.status, message, headers)
     except Exception:
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return _json_error(500, "internal server error", request.path)
+        return _json_error(request, 500, "internal server error")
 
 
 @web.middleware
 async def drain(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[DRAIN]
-    if state.stopping and request.method not in _SAFE and request.path.startswith("/scrape"):
+    if state.stopping and request.method not in _SAFE and request.path.startswith(API_PREFIXES):
         raise Unavailable(
             "skopd is shutting down and takes no new work; retry shortly",
             headers={"Retry-After": str(RETRY_AFTER_STOPPING_S)},
@@ -120,7 +136,7 @@ def _presented_key(request: web.Request) -> str | None:
 
 @web.middleware
 async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if not request.path.startswith("/scrape"):
+    if not request.path.startswith(API_PREFIXES):
         return await handler(request)
     keys = request.app[API_KEYS]
     if not keys:

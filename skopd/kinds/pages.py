@@ -1,0 +1,88 @@
+"""Spidra's kind: the content of 1-5 given pages (no link is followed), as Markdown, and
+optionally what the local model extracts from it for a prompt."""
+
+from __future__ import annotations
+
+import asyncio
+
+from skopd.crawl.engine import JobFailed
+from skopd.crawl.recorder import Recorder
+from skopd.kinds.runner import KindRunner, add_usage
+from skopd.kinds.sink import ContentSink
+from skopd.models import Job, JobOutput, PageContent, PagesSpec, utcnow
+
+SEPARATOR = "\n\n---\n\n"
+NO_MODEL = "no local model answered; the content is the pages' Markdown"
+
+
+async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
+    spec = job.spec
+    assert isinstance(spec, PagesSpec)
+    judge = ctx.lexical(rec)
+    rec.update(message=f"Scraping {len(spec.urls)} page(s)")
+
+    async def fetch(position: int, url: str) -> None:
+        sink = ContentSink(ctx.store, job.job_id, first_position=position)
+        problem = None
+        try:
+            await ctx.crawl(job, rec, judge, url, sink).run()
+        except JobFailed as exc:
+            problem = exc.message
+            rec.error(exc.error_type, exc.message, url)
+        if not sink.saved:
+            await ctx.store.save_page(
+                job.job_id,
+                PageContent(
+                    position=position,
+                    url=url,
+                    title="",
+                    markdown="",
+                    chunks=[],
+                    success=False,
+                    error=problem or f"{url} is not an HTML page",
+                    scraped_at=utcnow(),
+                ),
+            )
+
+    # At most five pages, checked at the edge.
+    await asyncio.gather(*(fetch(i, url) for i, url in enumerate(spec.urls)))
+    pages = await ctx.store.pages_of(job.job_id)
+    done = [p for p in pages if p.success]
+    if not done:
+        raise JobFailed(
+            "scrape_failed", "; ".join(f"Failed to scrape {p.url} — {p.error}" for p in pages)
+        )
+    raw = SEPARATOR.join(p.markdown.strip() for p in done)
+    output = JobOutput(content=raw, engine_used="static")
+    if spec.prompt:
+        rec.update(message="Processing content with AI...")
+        await _extract(ctx, rec, spec, raw, output)
+    await ctx.finish(job, rec, output)
+    failed = len(pages) - len(done)
+    if failed:
+        return f"Scrape completed: {len(done)} page(s) scraped, {failed} failed"
+    return "Scrape completed successfully"
+
+
+async def _extract(
+    ctx: KindRunner, rec: Recorder, spec: PagesSpec, raw: str, output: JobOutput
+) -> None:
+    """The model's answer as the content; the raw Markdown stays, flagged, when it fails."""
+    assert spec.prompt
+    extractor = ctx.extractor()
+    if not await extractor.available():
+        output.ai_extraction_failed = True
+        output.extraction_error = NO_MODEL
+        rec.warning(f"AI extraction failed: {NO_MODEL}")
+        return
+    ex = await extractor.extract(raw, spec.prompt, schema=spec.schema, output=spec.output)
+    add_usage(output, ex)
+    if ex.failed:
+        output.ai_extraction_failed = True
+        output.extraction_error = ex.error or "the model gave no usable answer"
+        rec.warning(f"AI extraction failed: {output.extraction_error}; the content is Markdown")
+        return
+    if spec.output == "json" and ex.data is not None:
+        output.content = ex.data
+    elif ex.content is not None:
+        output.content = ex.content

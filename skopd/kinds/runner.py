@@ -1,0 +1,99 @@
+"""Runs the jobs of every kind but Skop's documents, on the same crawl engine, store and
+recorder; the scheduler hands each such job here and records how it ended."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from skopd.config import Config
+from skopd.crawl.engine import Crawl, JobFailed
+from skopd.crawl.fetch import Downloader
+from skopd.crawl.recorder import Recorder
+from skopd.kinds.sink import ContentSink
+from skopd.models import Job, JobKind, JobOutput
+from skopd.relevance.backend import JobRelevance, Relevance
+from skopd.store import Store
+
+if TYPE_CHECKING:
+    from skopd.content.extract import Extraction, Extractor
+
+MODEL_NEEDED = (
+    "the page has no structured data (JSON-LD, microdata or a table) that fits the schema, "
+    "and extracting it needs a local model: run Ollama with the configured model "
+    "(relevance.model; e.g. `ollama pull qwen2.5:3b`)"
+)
+
+
+class KindRunner:
+    def __init__(
+        self,
+        cfg: Config,
+        store: Store,
+        downloader: Downloader,
+        relevance: Relevance,
+        documents_dir: Path,
+    ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.downloader = downloader
+        self.relevance = relevance
+        self.documents_dir = documents_dir
+        self._extractor: Extractor | None = None
+
+    def extractor(self) -> Extractor:
+        """One per daemon, made when a job first needs the model."""
+        if self._extractor is None:
+            from skopd.content.extract import Extractor
+
+            self._extractor = Extractor(self.cfg.relevance)
+        return self._extractor
+
+    async def close(self) -> None:
+        if self._extractor is not None:
+            await self._extractor.close()
+            self._extractor = None
+
+    async def run(self, job: Job, rec: Recorder) -> str:
+        """Run `job` to its end; the final message. Raises JobFailed when it cannot be done."""
+        from skopd.kinds import docs, extract, pages
+
+        runners = {JobKind.PAGES: pages.run, JobKind.EXTRACT: extract.run, JobKind.DOCS: docs.run}
+        return await runners[job.kind](self, job, rec)
+
+    def crawl(
+        self,
+        job: Job,
+        rec: Recorder,
+        judge: JobRelevance,
+        website: str,
+        sink: ContentSink,
+        **limits: Any,
+    ) -> Crawl:
+        """A crawl of `website` for `job`, its pages going to `sink`."""
+        params = msgspec.structs.replace(job.parameters, **limits)
+        view = msgspec.structs.replace(job, website=website, parameters=params)
+        return Crawl(
+            view, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance, sink=sink
+        )
+
+    @staticmethod
+    def lexical(rec: Recorder) -> JobRelevance:
+        """The judge of kinds that judge no links: the built-in scorer, no model calls."""
+        return JobRelevance(rec.warning)
+
+    async def finish(self, job: Job, rec: Recorder, output: JobOutput) -> None:
+        """Store what the job answers with, before its final state is recorded."""
+        rec.usage(output.llm_calls, output.input_tokens, output.output_tokens)
+        await self.store.save_output(job.job_id, output)
+
+
+def add_usage(output: JobOutput, ex: Extraction) -> None:
+    output.llm_calls += ex.llm_calls
+    output.input_tokens += ex.input_tokens
+    output.output_tokens += ex.output_tokens
+
+
+__all__ = ["MODEL_NEEDED", "JobFailed", "KindRunner", "add_usage"]
