@@ -86,11 +86,11 @@ async def sse_events(client: Client, job_id: str, key: str) -> list[str]:
     return [line[7:] for line in text.splitlines() if line.startswith("event: ")]
 
 
-def node_runs(script: str, node_path: str | None = None) -> str:
+def node_runs(script: str, node_path: str | None = None, **env_vars: str) -> str:
     """Run a JavaScript snippet with node; its stdout."""
     node = shutil.which("node")
     assert node is not None
-    env = {"PATH": "/usr/bin:/bin"}
+    env = {"PATH": "/usr/bin:/bin", **env_vars}
     if node_path:
         env["NODE_PATH"] = node_path
     done = subprocess.run(

@@ -165,7 +165,9 @@ async def test_keys_and_isolation(daemon_factory: DaemonFactory, facesite: TestS
     url = str(facesite.make_url("/article"))
     res = await client.post("/api/scrape", json={"urls": [{"url": url}]})
     await assert_spidra_error(res, 401, "missing API key")
-    res = await client.post("/api/scrape", json={"urls": [{"url": url}]}, headers={"x-api-key": "x"})
+    res = await client.post(
+        "/api/scrape", json={"urls": [{"url": url}]}, headers={"x-api-key": "x"}
+    )
     await assert_spidra_error(res, 401, "invalid API key")
     _, created = await post(client, {"urls": [{"url": url}]})
     await spidra_wait_for_result(client, created["jobId"], KEY_A)

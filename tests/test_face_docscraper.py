@@ -1,0 +1,261 @@
+"""The documentation-scraper-style face: sessions, POST/GET /api/v1/scrape/{session_id}/scrape,
+saved pages' chunks, its status words, finish reasons and error shape."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import Daemon
+from tests.face_clients import KEY_A, KEY_B, KEYS, Client, docs_wait, skop_listing, sse_events
+from tests.sites.facesite import DOC_PAGES, HITS
+
+A = {"X-API-Key": KEY_A}
+DaemonFactory = Callable[..., Awaitable[Daemon]]
+
+
+async def start(daemon_factory: DaemonFactory, **sections: dict[str, Any]) -> Client:
+    d = await daemon_factory(server=KEYS, **sections)
+    assert d.client is not None
+    return d.client
+
+
+async def scrape(
+    client: Client, session: str, body: dict[str, Any], key: str = KEY_A
+) -> tuple[int, dict[str, Any]]:
+    res = await client.post(
+        f"/api/v1/scrape/{session}/scrape", json=body, headers={"X-API-Key": key}
+    )
+    return res.status, await res.json()
+
+
+def body(site: TestServer, **extra: Any) -> dict[str, Any]:
+    return {
+        "starterLinks": [str(site.make_url("/docs/"))],
+        "applicationName": "Widgetron",
+        **extra,
+    }
+
+
+async def assert_error(res: Any, status: int, fragment: str) -> None:
+    assert res.status == status, await res.text()
+    got = await res.json()
+    assert set(got) == {"error"} and set(got["error"]) == {"code", "message"}
+    assert fragment in got["error"]["message"], got
+
+
+async def test_crawl_saves_the_relevant_documentation_pages(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    status, created = await scrape(client, session, body(facesite))
+    assert status == 200 and set(created) == {"jobId"}
+    uuid.UUID(created["jobId"])
+
+    data = await docs_wait(client, session, KEY_A)
+
+    assert data["jobId"] == created["jobId"] and data["status"] == "finished"
+    assert set(data) == {
+        "jobId", "status", "createdAt", "startedAt", "updatedAt", "progress", "result"
+    }  # fmt: skip
+    assert data["progress"] == {
+        "stage": "finished",
+        "message": "Scraping completed successfully",
+        "completedIterations": len(DOC_PAGES),
+        "totalIterations": 50,
+    }
+    result = data["result"]
+    assert result["finishReason"] == "no_more_links"
+    saved = {url.removeprefix(str(facesite.make_url(""))) for url in result["savedPages"]}
+    assert saved == set(DOC_PAGES)  # not the blog, the login or the pricing page
+    assert result["savedPagesCount"] == len(DOC_PAGES)
+    page = result["savedPages"][str(facesite.make_url("/docs/install/linux/"))]
+    assert page["title"] == "Installing Widgetron on Linux" and page["chunks"] >= 1
+    datetime.fromisoformat(page["scrapedAt"])
+    assert result["pageChunksCount"] == sum(p["chunks"] for p in result["savedPages"].values())
+    assert facesite.app[HITS]["/blog/"] == 0 and facesite.app[HITS]["/login"] == 0
+    created_at = datetime.fromisoformat(data["createdAt"])
+    assert created_at <= datetime.fromisoformat(data["updatedAt"])
+    # The same, asked for by its id.
+    by_id = await docs_wait(client, session, KEY_A, created["jobId"])
+    assert by_id == data
+
+
+async def test_saved_page_chunks(daemon_factory: DaemonFactory, facesite: TestServer) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    _, created = await scrape(client, session, body(facesite))
+    await docs_wait(client, session, KEY_A)
+    url = str(facesite.make_url("/docs/config/"))
+    res = await client.get(f"/api/v1/scrape/{session}/pages", params={"url": url}, headers=A)
+    assert res.status == 200, await res.text()
+    page = await res.json()
+    assert page["jobId"] == created["jobId"] and page["url"] == url
+    assert page["title"] == "Configuring Widgetron"
+    text = "\n".join(c["text"] for c in page["chunks"])
+    assert "widgetron.toml" in text
+    assert [c["index"] for c in page["chunks"]] == list(range(len(page["chunks"])))
+    res = await client.get(
+        f"/api/v1/scrape/{session}/pages",
+        params={"url": str(facesite.make_url("/blog/")), "jobId": created["jobId"]},
+        headers=A,
+    )
+    await assert_error(res, 404, "was not saved")
+    await assert_error(
+        await client.get(f"/api/v1/scrape/{session}/pages", headers=A), 400, "url: is required"
+    )
+
+
+async def test_max_iterations_limits_the_saved_pages(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    await scrape(client, session, body(facesite, maxIterations=2))
+    data = await docs_wait(client, session, KEY_A)
+    assert data["result"]["finishReason"] == "max_iterations"
+    assert data["result"]["savedPagesCount"] == 2
+    assert data["progress"]["completedIterations"] == 2
+    assert data["progress"]["totalIterations"] == 2
+
+
+async def test_latest_job_of_the_session_and_not_found(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    _, first = await scrape(client, session, body(facesite, maxIterations=1))
+    await docs_wait(client, session, KEY_A)
+    _, second = await scrape(client, session, body(facesite, maxIterations=3))
+    latest = await docs_wait(client, session, KEY_A)
+    assert latest["jobId"] == second["jobId"] != first["jobId"]
+    older = await docs_wait(client, session, KEY_A, first["jobId"])
+    assert older["result"]["savedPagesCount"] == 1
+    unknown = str(uuid.uuid4())
+    res = await client.get(f"/api/v1/scrape/{session}/scrape?jobId={unknown}", headers=A)
+    assert res.status == 200 and await res.json() == {"jobId": unknown, "status": "not_found"}
+    # A job of another session is not found through this one.
+    other = str(uuid.uuid4())
+    _, elsewhere = await scrape(client, other, body(facesite, maxIterations=1))
+    res = await client.get(f"/api/v1/scrape/{session}/scrape?jobId={elsewhere['jobId']}", headers=A)
+    assert (await res.json())["status"] == "not_found"
+    empty = str(uuid.uuid4())
+    await assert_error(
+        await client.get(f"/api/v1/scrape/{empty}/scrape", headers=A), 404, "not found"
+    )
+
+
+async def test_failed_job_lists_its_errors(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    await scrape(
+        client,
+        session,
+        {"starterLinks": [str(facesite.make_url("/broken"))], "applicationName": "Widgetron"},
+    )
+    data = await docs_wait(client, session, KEY_A)
+    assert data["status"] == "failed" and "result" not in data
+    assert data["progress"]["stage"] == "failed"
+    assert len(data["errors"]) == 1 and "HTTP 500" in data["errors"][0]
+
+
+async def test_identical_input_reuses_the_stored_result_unless_skip_cache(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    first = str(uuid.uuid4())
+    await scrape(client, first, body(facesite, maxIterations=3))
+    done = await docs_wait(client, first, KEY_A)
+    hits = sum(facesite.app[HITS].values())
+    second = str(uuid.uuid4())
+    _, again = await scrape(client, second, body(facesite, maxIterations=3))
+    reused = await docs_wait(client, second, KEY_A)
+    assert reused["jobId"] == again["jobId"] != done["jobId"]
+    assert reused["result"]["savedPages"] == done["result"]["savedPages"]
+    assert sum(facesite.app[HITS].values()) == hits
+    url = next(iter(reused["result"]["savedPages"]))
+    res = await client.get(f"/api/v1/scrape/{second}/pages", params={"url": url}, headers=A)
+    assert res.status == 200
+    third = str(uuid.uuid4())
+    await scrape(client, third, body(facesite, maxIterations=3, skipCache=True))
+    await docs_wait(client, third, KEY_A)
+    assert sum(facesite.app[HITS].values()) > hits
+
+
+@pytest.mark.parametrize(
+    ("payload", "fragment"),
+    [
+        ({"applicationName": "W"}, "starterLinks: is required"),
+        ({"starterLinks": ["http://a.test/"]}, "applicationName: is required"),
+        ({"starterLinks": [], "applicationName": "W"}, "starterLinks: must list"),
+        ({"starterLinks": ["nope"], "applicationName": "W"}, "starterLinks[0]"),
+        (
+            {"starterLinks": ["http://a.test/"], "applicationName": "W", "maxIterations": 0},
+            "maxIterations",
+        ),
+    ],
+)
+async def test_bad_requests_name_the_field(
+    daemon_factory: DaemonFactory, payload: dict[str, Any], fragment: str
+) -> None:
+    client = await start(daemon_factory)
+    res = await client.post(f"/api/v1/scrape/{uuid.uuid4()}/scrape", json=payload, headers=A)
+    await assert_error(res, 400, fragment)
+
+
+async def test_sessions_belong_to_their_key(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    await assert_error(
+        await client.post("/api/v1/scrape/not-a-uuid/scrape", json=body(facesite), headers=A),
+        400,
+        "session_id: must be a UUID",
+    )
+    session = str(uuid.uuid4())
+    res = await client.post(f"/api/v1/scrape/{session}/scrape", json=body(facesite))
+    await assert_error(res, 401, "missing API key")
+    _, created = await scrape(client, session, body(facesite, maxIterations=1))
+    await docs_wait(client, session, KEY_A)
+    b = {"X-API-Key": KEY_B}
+    await assert_error(
+        await client.get(f"/api/v1/scrape/{session}/scrape", headers=b), 404, "not found"
+    )
+    await assert_error(
+        await client.get(f"/api/v1/scrape/{session}/scrape?jobId={created['jobId']}", headers=b),
+        404,
+        "not found",
+    )
+    status, _ = await scrape(client, session, body(facesite), key=KEY_B)
+    assert status == 404
+
+
+async def test_reported_by_skop_listing_event_stream_and_restart(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    first = await daemon_factory(server=KEYS)
+    client = first.client
+    assert client is not None
+    session = str(uuid.uuid4())
+    _, created = await scrape(client, session, body(facesite, maxIterations=3))
+    before = await docs_wait(client, session, KEY_A)
+    job_id = created["jobId"]
+    skop = (await skop_listing(client, KEY_A))[job_id]
+    assert skop["status"] == "completed" and skop["total_pages_crawled"] == 3
+    names = await sse_events(client, job_id, KEY_A)
+    assert names[0] == "status" and names[-1] == "done" and names.count("page") == 3
+    res = await client.get(f"/scrape/status/{job_id}", headers=A)
+    assert (await res.json())["status"] == "completed"
+    await first.stop()
+    second = await daemon_factory(server=KEYS)
+    assert second.client is not None
+    after = await docs_wait(second.client, session, KEY_A)
+    assert after == before
