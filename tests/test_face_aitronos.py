@@ -24,7 +24,8 @@ from tests.face_clients import (
     skop_listing,
     sse_events,
 )
-from tests.sites.facesite import HITS, RELEASE
+from tests.fake_ollama import Call, FakeOllama
+from tests.sites.facesite import CATALOG, HITS, RELEASE
 
 A = {"X-API-Key": KEY_A}
 DaemonFactory = Callable[..., Awaitable[Daemon]]
@@ -337,3 +338,41 @@ async def test_documented_javascript_snippet(
     out = await asyncio.to_thread(node_runs, script, root, FREDDY_API_KEY=KEY_A)
     assert out.splitlines()[0] == "Status: completed"
     assert out.splitlines()[1].startswith("Extracted ") and out.endswith("items\n")
+
+
+def model(fake: FakeOllama) -> dict[str, Any]:
+    return {"relevance": {"backend": "auto", "ollama_host": fake.host}}
+
+
+async def test_page_without_structured_data_extracted_by_the_local_model(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+
+    def items(call: Call) -> dict[str, Any]:
+        # A model that reads the cards off the page it was sent.
+        return {
+            "items": [{"name": n, "price": float(p)} for n, p in CATALOG if f"{p} EUR" in call.page]
+        }
+
+    fake.reply = items
+    _, created = await post(client, str(facesite.make_url("/catalog")))
+    data = await aitronos_wait(client, created["job_id"], KEY_A)
+    assert data["status"] == "completed"
+    assert data["extracted_data"] == [{"name": n, "price": float(p)} for n, p in CATALOG]
+    calls = fake.extractions
+    assert data["metadata"]["llm_calls"] == len(calls) >= 1
+    schema = calls[0].format["properties"]["items"]["items"]
+    assert schema["properties"] == {"name": {"type": "string"}, "price": {"type": "number"}}
+    skop = (await skop_listing(client, KEY_A))[created["job_id"]]
+    assert skop["llm_calls"] == len(calls) and skop["input_tokens"] > 0
+
+
+async def test_structured_data_needs_no_model_call(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+    _, created = await post(client, str(facesite.make_url("/products?page=1")))
+    data = await aitronos_wait(client, created["job_id"], KEY_A)
+    assert names(data["extracted_data"]) == {f"Widget {n}" for n in range(1, 5)}
+    assert data["metadata"]["llm_calls"] == 0 and fake.extractions == []

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import Daemon
 from tests.face_clients import KEY_A, KEY_B, KEYS, Client, docs_wait, skop_listing, sse_events
+from tests.fake_ollama import FakeOllama
 from tests.sites.facesite import DOC_PAGES, HITS
 
 A = {"X-API-Key": KEY_A}
@@ -259,3 +260,19 @@ async def test_reported_by_skop_listing_event_stream_and_restart(
     assert second.client is not None
     after = await docs_wait(second.client, session, KEY_A)
     assert after == before
+
+
+async def test_with_the_local_model_the_plan_steers_the_crawl(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, relevance={"backend": "auto", "ollama_host": fake.host})
+    session = str(uuid.uuid4())
+    _, created = await scrape(client, session, body(facesite))
+    data = await docs_wait(client, session, KEY_A)
+    assert data["status"] == "finished"
+    saved = {url.removeprefix(str(facesite.make_url(""))) for url in data["result"]["savedPages"]}
+    assert saved == set(DOC_PAGES)
+    plans = [c for c in fake.chats if c.is_plan]
+    assert plans and "Widgetron" in plans[0].user
+    skop = (await skop_listing(client, KEY_A))[created["jobId"]]
+    assert skop["relevance_backend"] == "ollama" and skop["llm_calls"] >= 1

@@ -23,6 +23,7 @@ from tests.face_clients import (
     spidra_wait_for_result,
     sse_events,
 )
+from tests.fake_ollama import FakeOllama
 from tests.sites.facesite import RELEASE
 
 A = {"x-api-key": KEY_A}
@@ -247,3 +248,77 @@ async function waitForResult(jobId) {
   }
 }
 """
+
+
+def model(fake: FakeOllama) -> dict[str, Any]:
+    return {"relevance": {"backend": "auto", "ollama_host": fake.host}}
+
+
+async def test_prompt_answered_by_the_local_model(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+    url = str(facesite.make_url("/article"))
+    _, created = await post(
+        client, {"urls": [{"url": url}], "prompt": "How much does each widget weigh?"}
+    )
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    assert result["ai_extraction_failed"] is False
+    calls = fake.extractions
+    assert calls and "recycled steel" in calls[0].page  # the page's Markdown was asked about
+    # The rule model answers the page lines that hold a word of the question.
+    assert "Each widget weighs 120 grams." in result["content"]
+    assert "Polish" not in result["content"]
+    assert result["data"][0]["markdownContent"].count("Polish") == 1
+    stats = result["stats"]
+    assert stats["inputTokens"] == sum(c.tokens[0] for c in calls) > 0
+    assert stats["outputTokens"] == sum(c.tokens[1] for c in calls) > 0
+    assert stats["totalTokens"] == stats["inputTokens"] + stats["outputTokens"]
+    skop = (await skop_listing(client, KEY_A))[created["jobId"]]
+    assert skop["llm_calls"] == len(calls) and skop["input_tokens"] == stats["inputTokens"]
+
+
+async def test_json_output_under_a_schema(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+    fake.replies = [{"weight_grams": 120}]
+    schema = {
+        "type": "object",
+        "properties": {"weight_grams": {"type": "number"}},
+        "required": ["weight_grams"],
+    }
+    _, created = await post(
+        client,
+        {
+            "urls": [{"url": str(facesite.make_url("/article"))}],
+            "prompt": "the weight of a widget",
+            "output": "json",
+            "schema": schema,
+        },
+    )
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    assert result["content"] == {"weight_grams": 120}
+    assert result["ai_extraction_failed"] is False
+    assert fake.extractions[0].format == schema
+
+
+async def test_unusable_model_answers_fall_back_to_markdown(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+    fake.replies = ["no JSON here", "nor here", "nor here either"]
+    schema = {"type": "object", "properties": {"w": {"type": "number"}}, "required": ["w"]}
+    _, created = await post(
+        client,
+        {
+            "urls": [{"url": str(facesite.make_url("/article"))}],
+            "prompt": "the weight of a widget",
+            "output": "json",
+            "schema": schema,
+        },
+    )
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    assert result["ai_extraction_failed"] is True
+    assert result["content"].startswith("# How widgets are made")
+    assert result["stats"]["inputTokens"] > 0  # the failed calls cost tokens all the same

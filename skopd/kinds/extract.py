@@ -97,9 +97,10 @@ class Items:
 
     async def _by_model(self, markdown: str, wanted: int, first: bool) -> list[Any]:
         extractor = self.ctx.extractor()
-        if not await extractor.available():
+        reason = await extractor.unavailable()
+        if reason is not None:
             if first:
-                raise JobFailed("model_needed", MODEL_NEEDED)
+                raise JobFailed("model_needed", f"{MODEL_NEEDED}: {reason}")
             return []
         ex = await extractor.extract_items(markdown, self.spec.schema, max_items=wanted)
         add_usage(self.output, ex)
@@ -118,6 +119,11 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     items = Items(ctx, spec, rec)
     sink = ContentSink(ctx.store, job.job_id, choose=items)
     rec.update(message="Extracting")
+    if spec.engine_type != "static":
+        rec.warning(
+            f"engine_type {spec.engine_type}: pages are fetched without a browser here "
+            "(the static engine)"
+        )
     await ctx.crawl(job, rec, ctx.lexical(rec), spec.url, sink).run()
     if not sink.saved:
         raise JobFailed("not_html", f"{spec.url} is not an HTML page")

@@ -4,6 +4,7 @@ optionally what the local model extracts from it for a prompt."""
 from __future__ import annotations
 
 import asyncio
+from typing import Literal
 
 from skopd.crawl.engine import JobFailed
 from skopd.crawl.recorder import Recorder
@@ -12,7 +13,6 @@ from skopd.kinds.sink import ContentSink
 from skopd.models import Job, JobOutput, PageContent, PagesSpec, utcnow
 
 SEPARATOR = "\n\n---\n\n"
-NO_MODEL = "no local model answered; the content is the pages' Markdown"
 
 
 async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
@@ -20,6 +20,8 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     assert isinstance(spec, PagesSpec)
     judge = ctx.lexical(rec)
     rec.update(message=f"Scraping {len(spec.urls)} page(s)")
+    if spec.screenshot:
+        rec.warning("screenshots are not taken by this daemon; screenshotUrl is null")
 
     async def fetch(position: int, url: str) -> None:
         sink = ContentSink(ctx.store, job.job_id, first_position=position)
@@ -70,19 +72,21 @@ async def _extract(
     """The model's answer as the content; the raw Markdown stays, flagged, when it fails."""
     assert spec.prompt
     extractor = ctx.extractor()
-    if not await extractor.available():
+    reason = await extractor.unavailable()
+    if reason is not None:
         output.ai_extraction_failed = True
-        output.extraction_error = NO_MODEL
-        rec.warning(f"AI extraction failed: {NO_MODEL}")
+        output.extraction_error = reason
+        rec.warning(f"AI extraction failed: {reason}; the content is the pages' Markdown")
         return
-    ex = await extractor.extract(raw, spec.prompt, schema=spec.schema, output=spec.output)
+    output_kind: Literal["markdown", "json"] = "json" if spec.output == "json" else "markdown"
+    ex = await extractor.extract(raw, spec.prompt, schema=spec.schema, output=output_kind)
     add_usage(output, ex)
     if ex.failed:
         output.ai_extraction_failed = True
         output.extraction_error = ex.error or "the model gave no usable answer"
         rec.warning(f"AI extraction failed: {output.extraction_error}; the content is Markdown")
         return
-    if spec.output == "json" and ex.data is not None:
+    if ex.data is not None and (spec.output == "json" or spec.schema is not None):
         output.content = ex.data
     elif ex.content is not None:
         output.content = ex.content

@@ -22,8 +22,7 @@ if TYPE_CHECKING:
 
 MODEL_NEEDED = (
     "the page has no structured data (JSON-LD, microdata or a table) that fits the schema, "
-    "and extracting it needs a local model: run Ollama with the configured model "
-    "(relevance.model; e.g. `ollama pull qwen2.5:3b`)"
+    "and extracting it needs a local model"
 )
 
 
@@ -48,7 +47,8 @@ class KindRunner:
         if self._extractor is None:
             from skopd.content.extract import Extractor
 
-            self._extractor = Extractor(self.cfg.relevance)
+            # The relevance backend's line to the model, when it has one: one bound on calls.
+            self._extractor = Extractor(self.cfg.relevance, self.relevance.ollama)
         return self._extractor
 
     async def close(self) -> None:

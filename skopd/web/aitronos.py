@@ -88,7 +88,7 @@ def parse(body: bytes) -> tuple[ExtractSpec, bool]:
     problem = website_problem(req.url)
     if problem:
         raise BadRequest(f"url: {problem}")
-    _check_schema(req.schema)
+    schema = _item_schema(req.schema)
     o = req.options
     if not 1 <= o.max_items <= 1000:
         raise BadRequest("options.max_items: must be between 1 and 1000")
@@ -100,10 +100,10 @@ def parse(body: bytes) -> tuple[ExtractSpec, bool]:
         raise BadRequest('options.llm_mode: must be "structured" or "json"')
     date_filter = None
     if o.date_filter is not None:
-        date_filter = _date_filter(o.date_filter, req.schema)
+        date_filter = _date_filter(o.date_filter, schema)
     spec = ExtractSpec(
         url=req.url,
-        schema=req.schema,
+        schema=schema,
         max_items=o.max_items,
         timeout=o.timeout,
         follow_pagination=o.follow_pagination,
@@ -116,21 +116,35 @@ def parse(body: bytes) -> tuple[ExtractSpec, bool]:
     return spec, o.sync
 
 
-def _check_schema(schema: dict[str, Any]) -> None:
+# Aitronos's own field types, in JSON Schema's words.
+_FORMATS = {"url": "uri", "date": "date", "email": "email"}
+
+
+def _item_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema of one item as JSON Schema: a field may be given by its type's name alone
+    (`"price": "number"`), and `url`, `date` and `email` become formatted strings."""
     if schema.get("type", "object") != "object":
         raise BadRequest('schema.type: must be "object" (the schema of one item)')
     props = schema.get("properties")
     if not isinstance(props, dict) or not props:
         raise BadRequest("schema.properties: must be an object naming at least one field")
+    if len(json_body(schema)) > 16_384:
+        raise BadRequest("schema: must be at most 16384 bytes of JSON")
+    fields: dict[str, Any] = {}
     for name, prop in props.items():
-        kind = prop.get("type") if isinstance(prop, dict) else prop
-        kinds = kind if isinstance(kind, list) else [kind]
-        if not all(isinstance(k, str) and k in FIELD_TYPES for k in kinds):
+        field = dict(prop) if isinstance(prop, dict) else {"type": prop}
+        kind = field.get("type")
+        if not (isinstance(kind, str) and kind in FIELD_TYPES) and not (
+            isinstance(kind, list) and kind and all(k in FIELD_TYPES for k in kind)
+        ):
             raise BadRequest(
                 f"schema.properties.{name}.type: must be one of {', '.join(sorted(FIELD_TYPES))}"
             )
-    if len(json_body(schema)) > 16_384:
-        raise BadRequest("schema: must be at most 16384 bytes of JSON")
+        if isinstance(kind, str) and kind in _FORMATS:
+            field["type"] = "string"
+            field.setdefault("format", _FORMATS[kind])
+        fields[name] = field
+    return {**schema, "type": "object", "properties": fields}
 
 
 def _date_filter(rule: DateFilter, schema: dict[str, Any]) -> dict[str, str]:
