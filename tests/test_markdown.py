@@ -223,3 +223,21 @@ def test_responsive_classes_do_not_hide_content() -> None:
     </div><div class="d-none d-lg-block"><p>Open Monday to Friday.</p></div></body>"""
     md = page_content(html, "https://x.example/").markdown
     assert md == "# Fees\n\nThe fee is 12 euros.\n\nOpen Monday to Friday.\n"
+
+
+def test_docusaurus_page() -> None:
+    html = (PAGES / "docusaurus_config.html").read_bytes()
+    md = page_content(html, "https://tern.example/docs/config").markdown
+    assert md == (
+        "# Configuration\n\nTern reads `tern.toml` from the working directory.\n\n## Keys\n\n"
+        "| Key | Type |\n| --- | --- |\n| `port` | integer |\n\n```toml\nport = 8080\n```\n"
+    )
+
+
+def test_mkdocs_material_page() -> None:
+    html = (PAGES / "mkdocs_guide.html").read_bytes()
+    md = page_content(html, "https://tern.example/guide/").markdown
+    assert md.startswith("# Guide\n\nHow to use Tern.\n\n## Usage\n\n")
+    assert "```\ntern run\n```" in md and "1. Install\n2. Run" in md
+    for furniture in ("Edit", "Search", "A page", "Table of contents", "Previous", "Material"):
+        assert furniture not in md, furniture

@@ -56,6 +56,12 @@ _MAIN_WORDS: Final = re.compile(
     re.IGNORECASE,
 )
 _HEADERLINK_TEXT: Final = frozenset({"¶", "#", "§", "🔗", "link", "permalink", ""})
+_INVISIBLE_CHARS: Final = "\u200b\u200c\u200d\u2060\ufeff \xa0"
+_EDIT_LINK: Final = re.compile(
+    r"^(?:edit|edit (?:this|the) page|edit (?:on|in) git\w+|view (?:page )?source|"
+    r"suggest (?:an )?edits?|improve this (?:page|doc))\b",
+    re.IGNORECASE,
+)
 _HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _LIST_BLOCKS: Final = frozenset({"ul", "ol", "div", "section", "table", "p", "dl"})
 _LINK_DENSE: Final = 0.7  # share of a block's text inside links that makes it a link list
@@ -278,7 +284,7 @@ def _is_furniture(element: etree._Element, stats: _Stats, main_chars: int) -> bo
     if _is_chrome(element):
         return not (_holds_title(element, stats) or _holds_content(element, stats, main_chars))
     if tag == "a":
-        return _is_headerlink(element)
+        return _is_headerlink(element)  # or an edit button
     return tag in _LIST_BLOCKS and _link_list(element, stats)
 
 
@@ -303,13 +309,19 @@ def _holds_content(element: etree._Element, stats: _Stats, main_chars: int) -> b
 
 
 def _is_headerlink(element: etree._Element) -> bool:
-    href = element.get("href") or ""
-    if not href.startswith("#"):
+    """A permalink beside a heading ("¶", "#", an icon), or an "Edit this page" button."""
+    label = " ".join(
+        filter(None, (element.get("title"), element.get("aria-label"), text_of(element)))
+    )
+    if _EDIT_LINK.match(label.strip()):
+        return True
+    if not (element.get("href") or "").startswith("#"):
         return False
     classes = element.get("class") or ""
-    if "headerlink" in classes or "anchor" in classes:
+    if any(mark in classes for mark in ("headerlink", "anchor", "hash-link")):
         return True
-    return text_of(element).lower() in _HEADERLINK_TEXT and element.find(".//img") is None
+    text = text_of(element).strip(_INVISIBLE_CHARS).lower()
+    return text in _HEADERLINK_TEXT and element.find(".//img") is None
 
 
 def _link_list(element: etree._Element, stats: _Stats) -> bool:
