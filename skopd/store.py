@@ -412,12 +412,14 @@ class Store:
     async def cached_job(self, cache_key: str, since: datetime) -> Job | None:
         """The newest completed job with this cache key that ended at `since` or later."""
         async with self.r.execute(
-            "SELECT * FROM jobs WHERE cache_key = ? AND status = ? AND completed_at >= ? "
-            "ORDER BY seq DESC LIMIT 1",
-            (cache_key, JobStatus.COMPLETED.value, _ts(since)),
+            "SELECT * FROM jobs WHERE cache_key = ? AND status = ? ORDER BY seq DESC LIMIT 1",
+            (cache_key, JobStatus.COMPLETED.value),
         ) as cur:
             row = await cur.fetchone()
-        return None if row is None else _job(row)
+        job = None if row is None else _job(row)
+        if job is None or job.completed_at is None or job.completed_at < since:
+            return None
+        return job
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
         async with self.r.execute(

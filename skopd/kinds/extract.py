@@ -84,7 +84,10 @@ class Items:
         self.rec.update(message=f"Extracted {len(self.items)} item(s) from {self.pages} page(s)")
         if not found or not self.spec.follow_pagination or len(self.items) >= self.spec.max_items:
             return []
-        link = next_link(page, body)
+        if len(body) <= INLINE_BYTES:
+            link = next_link(page, body)
+        else:
+            link = await asyncio.to_thread(next_link, page, body)
         return [link] if link is not None else []
 
     async def _structured(self, body: bytes, url: str) -> list[Any]:
