@@ -28,8 +28,8 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import urlsplit
 
-import aiohttp
 from aiohttp import web
 from crawl_bench import SkopdFailed, call, free_port, memory_mb
 from sitegen import PROMPT, make_bench_site
@@ -63,10 +63,11 @@ def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
     asyncio.run(run())
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds a process has used so far."""
+def _cpu_s(pid: int) -> tuple[float, float]:
+    """(user + system, system) CPU seconds a process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, int(fields[12]) / tick
 
 
 def _raise_fd_limit(need: int) -> int:
@@ -82,6 +83,7 @@ def _raise_fd_limit(need: int) -> int:
 class JobRun:
     status: dict[str, Any]
     cpu_s: float  # the daemon's, from the job's start until the bench saw it end
+    sys_s: float  # of which in the kernel
 
     @property
     def pages(self) -> int:
@@ -100,7 +102,8 @@ class JobRun:
 class Daemon:
     """`python -m skopd serve` on a temporary config; stopped with SIGTERM on exit."""
 
-    def __init__(self, python: str, concurrency: int) -> None:
+    def __init__(self, python: str, concurrency: int, profile: Path | None = None) -> None:
+        self.profile = profile
         self._tmp = tempfile.TemporaryDirectory(prefix="skopd-sse-bench-")
         workdir, port = Path(self._tmp.name), free_port()
         self.api = f"http://127.0.0.1:{port}"
@@ -120,6 +123,10 @@ class Daemon:
 
     def __enter__(self) -> Self:
         command = [self.python, "-m", "skopd", "serve", "--config", str(self.config)]
+        if self.profile is not None:  # sampled by py-spy, written as collapsed stacks on exit
+            py_spy = str(Path(self.python).with_name("py-spy"))
+            options = ["record", "-r", "250", "-f", "raw", "-o", str(self.profile)]
+            command = [py_spy, *options, "--", *command]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         return self
@@ -128,7 +135,7 @@ class Daemon:
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self.process is not None:
-            self.process.send_signal(signal.SIGTERM)
+            os.kill(self.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -138,10 +145,17 @@ class Daemon:
 
     @property
     def pid(self) -> int:
+        """The daemon's (under --profile, py-spy's child)."""
         assert self.process is not None
-        return self.process.pid
+        if self.profile is None:
+            return self.process.pid
+        deadline = time.monotonic() + 30
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        while not (found := children.read_text().split()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return int(found[0])
 
-    def cpu_s(self) -> float:
+    def cpu_s(self) -> tuple[float, float]:
         return _cpu_s(self.pid)
 
     def log_tail(self) -> str:
@@ -173,12 +187,13 @@ class Daemon:
     def events_url(self, job_id: str) -> str:
         return f"{self.api}/scrape/events/{job_id}"
 
-    def watch(self, job_id: str, cpu_before: float) -> JobRun:
+    def watch(self, job_id: str, cpu_before: tuple[float, float]) -> JobRun:
         deadline = time.monotonic() + JOB_TIMEOUT_S + 60
         while True:
             status = call(f"{self.api}/scrape/status/{job_id}")
             if not status["is_active"]:
-                return JobRun(status, self.cpu_s() - cpu_before)
+                cpu = self.cpu_s()
+                return JobRun(status, cpu[0] - cpu_before[0], cpu[1] - cpu_before[1])
             if time.monotonic() > deadline:
                 raise SkopdFailed(f"job {job_id} still active after {JOB_TIMEOUT_S} s")
             time.sleep(POLL_S)
@@ -186,27 +201,18 @@ class Daemon:
 
 # ------------------------------------------------------------ the subscribers' process
 
-
-class SseReader:
-    """Cuts a text/event-stream into complete events, however the chunks fall."""
-
-    def __init__(self) -> None:
-        self._rest = b""
-
-    def complete(self, chunk: bytes) -> bytes:
-        """The complete events received so far, as one block (LF line ends)."""
-        buf = self._rest + chunk
-        if b"\r" in buf:  # aiohttp-sse ends its pings with CRLF; skopd's frames use LF
-            buf = buf.replace(b"\r\n", b"\n")
-        end = buf.rfind(b"\n\n")
-        if end < 0:
-            self._rest = buf
-            return b""
-        self._rest = buf[end + 2 :]
-        return b"\n" + buf[: end + 2]
-
-
+_IDS = re.compile(rb"\nid: (\d+)")
+_FIRST_PAGE = re.compile(rb'\nevent: page\ndata: [^\n]*"fetched_at":"([^"]+)"')
+EVERY_ID_ONE_IN = 20  # subscribers that check each id one by one, not only at block edges
+_ID_TEXT: list[bytes] = [b"0"]  # str(i).encode() at index i, grown on demand
 _EPOCHS: dict[bytes, float] = {}  # fetched_at text -> epoch s; every subscriber sees the same
+
+
+def _ids_from(first: int, n: int) -> list[bytes]:
+    """The id texts first, first + 1, ... (n of them): what an exact stream must carry next."""
+    while len(_ID_TEXT) < first + n:
+        _ID_TEXT.extend(str(i).encode() for i in range(len(_ID_TEXT), len(_ID_TEXT) + 4096))
+    return _ID_TEXT[first : first + n]
 
 
 def _epoch(raw: bytes) -> float:
@@ -227,75 +233,167 @@ class Follow:
     connect_s: float = float("nan")
     error: str | None = None
     resumes: int = 0  # reconnections with Last-Event-ID after the daemon cut the stream
+    every_id: bool = False  # checked each id, not only the first and last of each block
+
+
+class _Stream(asyncio.Protocol):
+    """One SSE connection on a bare asyncio socket: HTTP/1.1 by hand, chunked transfer undone,
+    then every block of complete events checked at C speed (regexes, list comparison). One
+    process reads 1,000 streams, so no per-event Python work and no HTTP client library: the
+    client must not starve the daemon it measures.
+
+    Every id is checked (each exactly once, in order); latency is sampled on the first page
+    event of each block the daemon sent at once (its oldest, so the figure is pessimistic):
+    received minus its `fetched_at`, which includes the daemon's 0.1 s batching."""
+
+    def __init__(
+        self, request: bytes, follow: Follow, latencies: array[float], opened: asyncio.Event
+    ) -> None:
+        self.request, self.follow, self.latencies, self.opened = request, follow, latencies, opened
+        self.every_id = follow.every_id
+        self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.headers_at = 0.0
+        self.fatal = False  # an answer that is not a stream: no point in resuming
+        self._raw = b""  # received, not yet de-chunked
+        self._body = b""  # de-chunked, not yet a complete event
+        self._chunk_left = 0  # bytes of the current chunk still to come (+2 for its CRLF)
+        self._transport: asyncio.Transport | None = None
+
+    def itself(self) -> _Stream:
+        """The protocol factory for `create_connection`."""
+        return self
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        transport.write(self.request)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ended.done():
+            self.ended.set_result(None)
+
+    def _fail(self, message: str) -> None:
+        self.follow.error, self.fatal = message, True
+        if self._transport is not None:
+            self._transport.close()
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time()
+        if not self.headers_at:
+            self._raw += data
+            end = self._raw.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head, data, self._raw = self._raw[:end], self._raw[end + 4 :], b""
+            self.headers_at = now
+            self.opened.set()
+            status = head.split(b"\r\n", 1)[0]
+            if b" 200 " not in status:
+                return self._fail(f"{status.decode(errors='replace')}: {data[:200]!r}")
+            if b"transfer-encoding: chunked" not in head.lower():
+                return self._fail("the stream is not chunked")
+        self._body += self._dechunk(data)
+        end = self._body.rfind(b"\n\n")
+        if end < 0:
+            return
+        block, self._body = b"\n" + self._body[: end + 2], self._body[end + 2 :]
+        if b"\r" in block:  # aiohttp-sse ends its pings with CRLF; skopd's frames use LF
+            block = block.replace(b"\r\n", b"\n")
+        self._check(block, now)
+
+    def _dechunk(self, data: bytes) -> bytes:
+        """The payload bytes in `data` (HTTP/1.1 chunked transfer coding)."""
+        raw, out, pos = self._raw + data if self._raw else data, [], 0
+        self._raw = b""
+        while pos < len(raw):
+            if self._chunk_left:  # the rest of a chunk, then its CRLF
+                n = min(self._chunk_left, len(raw) - pos)
+                out.append(raw[pos : pos + max(0, min(n, self._chunk_left - 2))])
+                pos += n
+                self._chunk_left -= n
+                continue
+            eol = raw.find(b"\r\n", pos)
+            if eol < 0:
+                self._raw = raw[pos:]
+                break
+            size = int(raw[pos:eol].split(b";", 1)[0], 16)
+            pos = eol + 2
+            if size == 0:  # the last chunk: the daemon ended the stream
+                break
+            self._chunk_left = size + 2
+        return b"".join(out)
+
+    def _check(self, block: bytes, now: float) -> None:
+        """O(1) for most subscribers: the block's first id must follow the last one seen and
+        its last id is read from the end (the daemon writes whole batches, the same bytes to
+        everyone); a sampled subscriber also checks every id in between."""
+        follow = self.follow
+        first_at = block.find(b"\nid: ")
+        if first_at >= 0:
+            last_at = block.rfind(b"\nid: ")
+            first = int(block[first_at + 5 : block.index(b"\n", first_at + 5)])
+            end = block.index(b"\n", last_at + 5)
+            last = int(block[last_at + 5 : end])
+            if (
+                first != follow.last_id + 1
+                or last < first
+                or (self.every_id and _IDS.findall(block) != _ids_from(first, last - first + 1))
+            ):
+                follow.in_order = False
+            follow.events += last - first + 1
+            follow.last_id = last
+            if block.startswith(b"\nevent: done\n", end):  # `done` is always the last event
+                follow.done = True
+                if self._transport is not None:
+                    self._transport.close()
+        page = _FIRST_PAGE.search(block)
+        if page is not None:
+            fetched = _epoch(page.group(1))
+            if fetched >= self.headers_at:  # live, not history replayed on connect
+                self.latencies.append(now - fetched)
 
 
 async def _follow(
-    session: aiohttp.ClientSession, url: str, latencies: array[float], opened: asyncio.Event
+    host: str, port: int, path: str, latencies: array[float], opened: asyncio.Event, every_id: bool
 ) -> Follow:
     """Read one stream until `done`, resuming with Last-Event-ID when the daemon cuts it (it
     drops subscribers that fall behind); `opened` is set once the first headers are in."""
-    follow = Follow()
+    loop, follow = asyncio.get_running_loop(), Follow(every_id=every_id)
     asked = time.time()
     try:
         for _attempt in range(MAX_RESUMES + 1):
-            headers = {"Last-Event-ID": str(follow.last_id)} if follow.last_id else {}
+            resume = b"Last-Event-ID: %d\r\n" % follow.last_id if follow.last_id else b""
+            request = b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n%s\r\n" % (
+                path.encode(),
+                host.encode(),
+                port,
+                resume,
+            )
+            stream = _Stream(request, follow, latencies, opened)
             try:
-                async with session.get(url, headers=headers) as resp:
-                    since = time.time()
-                    if follow.connect_s != follow.connect_s:  # NaN: the first connection
-                        follow.connect_s = since - asked
-                    opened.set()
-                    if resp.status != 200:
-                        follow.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
-                        return follow
-                    await _read(resp, follow, since, latencies)
-            except (aiohttp.ClientError, TimeoutError) as exc:
+                transport, _ = await loop.create_connection(stream.itself, host, port)
+            except OSError as exc:
                 follow.error = f"{type(exc).__name__}: {exc}"
-            if follow.done:
-                follow.error = None
-                return follow
+                break
+            try:
+                await stream.ended
+            finally:
+                transport.close()
+            if stream.headers_at and follow.connect_s != follow.connect_s:  # NaN: the first
+                follow.connect_s = stream.headers_at - asked
+            if follow.done or stream.fatal:
+                break
             follow.resumes += 1
             await asyncio.sleep(0.2)
+        else:
+            follow.error = f"no `done` after {follow.resumes} resumes"
     except ValueError as exc:
         follow.error = f"{type(exc).__name__}: {exc}"
     finally:
         opened.set()
+    if follow.done:
+        follow.error = None
     return follow
-
-
-_IDS = re.compile(rb"^id: (\d+)$", re.MULTILINE)
-_FIRST_PAGE = re.compile(rb'^event: page\ndata: [^\n]*"fetched_at":"([^"]+)"', re.MULTILINE)
-
-
-async def _read(
-    resp: aiohttp.ClientResponse, follow: Follow, since: float, latencies: array[float]
-) -> None:
-    """Check ids and sample latency a whole block at a time (C-speed regexes): one process
-    reads 1,000 streams, and a per-event Python loop would make it the bottleneck. Every id
-    is checked; latency is sampled on the first page event of each block the daemon sent
-    at once (its oldest, so the figure is pessimistic)."""
-    reader, count, last, in_order = SseReader(), follow.events, follow.last_id, follow.in_order
-    try:
-        async for chunk in resp.content.iter_any():
-            now = time.time()
-            block = reader.complete(chunk)
-            if not block:
-                continue
-            ids = [int(x) for x in _IDS.findall(block)]
-            if ids:
-                in_order = in_order and ids == list(range(last + 1, last + 1 + len(ids)))
-                last = ids[-1]
-                count += len(ids)
-            page = _FIRST_PAGE.search(block)
-            if page is not None:
-                fetched = _epoch(page.group(1))
-                if fetched >= since:  # live, not history replayed on connect
-                    latencies.append(now - fetched)
-            if b"\nevent: done\n" in block:
-                follow.done = True
-                return
-    finally:
-        follow.events, follow.last_id, follow.in_order = count, last, in_order
 
 
 def _percentile(ordered: Sequence[float], q: float) -> float:
@@ -307,11 +405,12 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 @dataclass
 class LoadResult:
-    follows: list[tuple[int, int, bool, bool]]  # events, last id, in order, done
+    follows: list[Follow]
     connects_s: list[float]  # until the response headers, for the subscribers that got them
     errors: list[str]
     latencies_s: array[float]  # live page events: received - fetched_at
     cpu_s: float = 0.0  # the subscribers' processes, for this run
+    sys_s: float = 0.0  # of which in the kernel
     resumes: int = 0  # reconnections with Last-Event-ID, all subscribers together
 
     def add(self, other: LoadResult) -> None:
@@ -320,22 +419,25 @@ class LoadResult:
         self.errors += other.errors
         self.latencies_s += other.latencies_s
         self.cpu_s += other.cpu_s
+        self.sys_s += other.sys_s
         self.resumes += other.resumes
 
 
 async def _fan_out(url: str, subscribers: int, all_open: Queue[int]) -> LoadResult:
     latencies: array[float] = array("d")
-    connector = aiohttp.TCPConnector(limit=0)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=60, sock_read=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        opened = [asyncio.Event() for _ in range(subscribers)]
-        tasks = [asyncio.create_task(_follow(session, url, latencies, e)) for e in opened]
-        for event in opened:
-            await event.wait()
-        all_open.put(len(tasks))
-        follows = await asyncio.gather(*tasks)
+    parts = urlsplit(url)
+    host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path
+    opened = [asyncio.Event() for _ in range(subscribers)]
+    tasks = [
+        asyncio.create_task(_follow(host, port, path, latencies, e, i % EVERY_ID_ONE_IN == 0))
+        for i, e in enumerate(opened)
+    ]
+    for event in opened:
+        await event.wait()
+    all_open.put(len(tasks))
+    follows = await asyncio.gather(*tasks)
     return LoadResult(
-        follows=[(f.events, f.last_id, f.in_order, f.done) for f in follows],
+        follows=follows,
         resumes=sum(f.resumes for f in follows),
         connects_s=[f.connect_s for f in follows if f.error is None],
         errors=[f.error for f in follows if f.error is not None],
@@ -353,6 +455,7 @@ def _subscribe(
         result = asyncio.run(_fan_out(url, subscribers, all_open))
         after = resource.getrusage(resource.RUSAGE_SELF)
         result.cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        result.sys_s = after.ru_stime - before.ru_stime
         results.put(result)
 
 
@@ -456,18 +559,34 @@ def _row(label: str, value: str) -> None:
     print(f"{label:<42}{value}")
 
 
+def _slowdown(run: JobRun, alone: JobRun) -> float:
+    return 100 * (1 - run.pages_per_s / alone.pages_per_s)
+
+
 def _report_run(label: str, run: JobRun, alone: JobRun | None) -> None:
     _row(
         f"{label}: pages/s",
         f"{run.pages_per_s:.1f}  ({run.pages} pages in {run.seconds:.2f} s, "
-        f"{run.status['status']}; daemon CPU {run.cpu_s:.2f} s)",
+        f"{run.status['status']}; daemon CPU {run.cpu_s:.2f} s, {run.sys_s:.2f} s of it system)",
     )
     if alone is not None:
-        slowdown = 100 * (1 - run.pages_per_s / alone.pages_per_s)
-        _row("  slowdown", f"{slowdown:.1f} %  (target < 20 %)")
+        _row("  slowdown vs this round's alone run", f"{_slowdown(run, alone):.1f} %")
 
 
-def _report_load(load: LoadResult, subscribers: int) -> None:
+@dataclass
+class Outcome:
+    """One scenario run's figures, for the summary."""
+
+    slowdown: float
+    exact: int  # subscribers that got every event exactly once, in order
+    subscribers: int
+    total: int  # the job's events
+    p50_ms: float
+    p99_ms: float
+    client_cpu_s: float
+
+
+def _report_load(load: LoadResult, subscribers: int, slowdown: float) -> Outcome:
     connects = sorted(load.connects_s)
     _row(
         "  subscribers connected",
@@ -475,22 +594,88 @@ def _report_load(load: LoadResult, subscribers: int) -> None:
         f" {1000 * _percentile(connects, 0.5):.0f} ms, max {1000 * _percentile(connects, 1):.0f}"
         " ms)",
     )
-    total = max((last for _, last, _, done in load.follows if done), default=0)
-    counts = [events for events, *_ in load.follows]
+    total = max((f.last_id for f in load.follows if f.done), default=0)
+    counts = [f.events for f in load.follows] or [0]
     _row("  events per subscriber", f"min {min(counts)}, max {max(counts)} (job's total {total})")
-    exact = sum(ordered and done and last == total for _, last, ordered, done in load.follows)
-    _row("  got every event exactly once", f"{exact} of {subscribers}  (target: all)")
+    exact = [f for f in load.follows if f.in_order and f.done and f.last_id == total == f.events]
+    _row(
+        "  got every event exactly once, in order",
+        f"{len(exact)} of {subscribers}  ({sum(f.every_id for f in exact)} of the"
+        f" {sum(f.every_id for f in load.follows)} that checked every id one by one; the"
+        " others checked ids at the edges of each block the daemon sent)",
+    )
     _row("  resumed with Last-Event-ID", f"{load.resumes} times (cut off for falling behind)")
     if load.errors:
         _row("  subscriber errors", f"{len(load.errors)}, e.g. {load.errors[:ERRORS_SHOWN]}")
     latencies = sorted(load.latencies_s)
     p50, p99, top = (1000 * _percentile(latencies, q) for q in (0.5, 0.99, 1))
     _row(
-        "  page latency (received - fetched_at)",
-        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {top:.0f} ms"
-        f"  (target p99 < 250 ms; {len(latencies)} live page events)",
+        "  latency fetched_at -> received",
+        f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {top:.0f} ms  ({len(latencies)} live page"
+        " events, the oldest of each block; includes the daemon's 0.1 s batching)",
     )
-    _row("  subscribers' processes CPU", f"{load.cpu_s:.2f} s")
+    _row("  subscribers' processes CPU", f"{load.cpu_s:.2f} s ({load.sys_s:.2f} s of it system)")
+    return Outcome(slowdown, len(exact), subscribers, total, p50, p99, load.cpu_s)
+
+
+def _spread(values: Sequence[float], fmt: str) -> str:
+    """median [min - max] of the rounds, or the one value."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return fmt.format(ordered[0])
+    middle = ordered[len(ordered) // 2]
+    return f"{fmt.format(middle)} [{fmt.format(ordered[0])} - {fmt.format(ordered[-1])}]"
+
+
+def _summary(
+    alone: list[JobRun], outcomes: dict[str, list[Outcome]], subscribers: int, rss_mb: float
+) -> bool:
+    """The targets, met or missed, over all rounds; True when every target was met."""
+    rounds = len(alone)
+    print(f"\n=== summary: {subscribers} subscribers, {rounds} round(s)", end="")
+    print("; median [min - max] over the rounds ===" if rounds > 1 else " ===")
+    _row("alone: pages/s", _spread([r.pages_per_s for r in alone], "{:.0f}"))
+    met_all = True
+    for name, label, _ in SCENARIO_RUNS:
+        runs = outcomes.get(name)
+        if not runs:
+            continue
+        print(f"{label}:")
+        worst_slowdown = max(o.slowdown for o in runs)
+        worst_p99 = max(o.p99_ms for o in runs)
+        exact = sum(o.exact for o in runs)
+        everyone = sum(o.subscribers for o in runs)
+        checks = (
+            (
+                "  crawl slowdown",
+                _spread([o.slowdown for o in runs], "{:.1f} %"),
+                "< 20 %",
+                worst_slowdown < 20,
+            ),
+            (
+                "  every event to every subscriber",
+                f"{exact} of {everyone} (events per job"
+                f" {_spread([o.total for o in runs], '{:.0f}')})",
+                "all",
+                exact == everyone,
+            ),
+            ("  latency p50", _spread([o.p50_ms for o in runs], "{:.0f} ms"), "", True),
+            ("  latency p99", _spread([o.p99_ms for o in runs], "{:.0f} ms"), "< 250 ms",
+             worst_p99 < 250),
+            (
+                "  subscribers' CPU",
+                _spread([o.client_cpu_s for o in runs], "{:.2f} s"),
+                "",
+                True,
+            ),
+        )  # fmt: skip
+        for what, value, target, met in checks:
+            verdict = f"   target {target}: {'met' if met else 'MISSED'}" if target else ""
+            met_all = met_all and met
+            _row(what, value + verdict)
+    _row("daemon RSS MB (peak VmHWM)", f"{rss_mb:.0f}")
+    print("targets (worst round counts):", "all met" if met_all else "some MISSED")
+    return met_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -499,6 +684,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=1000, help="SSE clients (default 1000)")
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample the daemon with py-spy (pip install py-spy) into this file, collapsed stacks",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter for the daemon")
     parser.add_argument(
         "--client-processes",
@@ -508,6 +698,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--scenario", choices=("both", "joining", "waiting"), default="both", help=SCENARIOS
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alone + scenarios this many times; the summary gives median and range (default 3)",
     )
     args = parser.parse_args(argv)
     n, fd_limit = args.subscribers, _raise_fd_limit(args.subscribers + FD_SPARE)
@@ -526,19 +722,24 @@ def main(argv: list[str] | None = None) -> int:
             f"{n} in {len(clients.processes)} process(es)  (RLIMIT_NOFILE {fd_limit},"
             f" {os.cpu_count()} CPUs)",
         )
-        with Daemon(args.python, args.concurrency) as daemon:
+        with Daemon(args.python, args.concurrency, args.profile) as daemon:
             try:
                 daemon.wait_healthy()
-                alone = run_alone(daemon, origin, args.pages)
-                _report_run("alone", alone, None)
-                for name, label, run in SCENARIO_RUNS:
-                    if args.scenario in ("both", name):
-                        loaded, load = run(daemon, clients, origin, args.pages)
-                        if not any(done for *_, done in load.follows):
-                            raise SkopdFailed(f"no subscriber saw `done`: {load.errors[:1]}")
-                        _report_run(label, loaded, alone)
-                        _report_load(load, n)
-                _row("daemon RSS MB (peak VmHWM)", f"{memory_mb(daemon.pid)[1]:.0f}")
+                alones: list[JobRun] = []
+                outcomes: dict[str, list[Outcome]] = {}
+                for round_no in range(1, args.rounds + 1):
+                    print(f"--- round {round_no} of {args.rounds}")
+                    alones.append(alone := run_alone(daemon, origin, args.pages))
+                    _report_run("alone", alone, None)
+                    for name, label, run in SCENARIO_RUNS:
+                        if args.scenario in ("both", name):
+                            loaded, load = run(daemon, clients, origin, args.pages)
+                            if not any(f.done for f in load.follows):
+                                raise SkopdFailed(f"no subscriber saw `done`: {load.errors[:1]}")
+                            _report_run(label, loaded, alone)
+                            outcome = _report_load(load, n, _slowdown(loaded, alone))
+                            outcomes.setdefault(name, []).append(outcome)
+                _summary(alones, outcomes, n, memory_mb(daemon.pid)[1])
             except (SkopdFailed, OSError, KeyError, ValueError) as exc:
                 print(f"sse_bench: failed: {exc}", file=sys.stderr)
                 print(f"--- daemon log (tail) ---\n{daemon.log_tail()}", file=sys.stderr)
