@@ -2,20 +2,23 @@
 
 A flush of a job's recorder commits a batch of events and publishes it here at once; every
 subscriber gets the batch as one pre-encoded block, so a thousand watchers cost a thousand
-writes per flush, not a thousand encodings per event. Queues are bounded: a subscriber that
-falls behind is dropped, and resumes from the store with `Last-Event-ID`.
+writes per flush, not a thousand encodings per event. A live job's recent batches stay in a
+bounded ring, so streams that join or resume late replay from memory, not the store. Queues
+are bounded: a subscriber that falls behind is dropped, and resumes with `Last-Event-ID`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import msgspec
 
-SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays the store
+SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays
+RING_BYTES = 1 << 20  # recent frames kept in memory per live job, for streams that join late
 _JSON = msgspec.json.Encoder()
 
 
@@ -69,21 +72,113 @@ def status_frame(data: bytes) -> bytes:
     return b"event: status\ndata: " + data + b"\n\n"
 
 
-class Batch(msgspec.Struct, frozen=True):
-    last_seq: int
-    payload: bytes  # SSE frames, ready to write
-    done: bool = False  # holds the job's last event
+def http_chunk(data: bytes) -> bytes:
+    """`data` as one HTTP/1.1 chunk: streams are chunked, and live ones are written straight
+    to the socket."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
 
 
-Sink = Callable[[bytes], bool]  # writes a block to the client now; False: the client is gone
+class Batch:
+    """Events published together (one flush), or one status frame for the all-jobs streams
+    (`last_seq` 0). Built once per publish and shared by every subscriber."""
+
+    __slots__ = ("_wire", "done", "first_seq", "last_seq", "offsets", "payload", "published")
+
+    def __init__(
+        self,
+        last_seq: int,
+        payload: bytes,
+        done: bool = False,
+        first_seq: int | None = None,
+        offsets: Sequence[int] = (0,),
+    ) -> None:
+        self.first_seq = last_seq if first_seq is None else first_seq
+        self.last_seq = last_seq
+        self.payload = payload  # SSE frames, as stored
+        self.offsets = offsets  # where each frame starts in payload (numbered batches)
+        self.done = done  # holds the job's last event
+        self.published = time.time()
+        self._wire: bytes | None = None
+
+    @classmethod
+    def of(cls, events: Sequence[Event]) -> Batch:
+        offsets, at = [], 0
+        for e in events:
+            offsets.append(at)
+            at += len(e.frame)
+        return cls(
+            events[-1].seq,
+            b"".join(e.frame for e in events),
+            events[-1].name == "done",
+            events[0].seq,
+            offsets,
+        )
+
+    def after(self, seq: int) -> bytes:
+        """The frames of events after `seq`."""
+        if seq < self.first_seq:
+            return self.payload
+        if seq >= self.last_seq:
+            return b""
+        return self.payload[self.offsets[seq + 1 - self.first_seq] :]
+
+    @property
+    def wire(self) -> bytes:
+        """What a live stream is sent: the frames behind a `: published <unix time>` comment
+        (EventSource skips it; it tells how late a client is), as one HTTP chunk. Built
+        once, for all subscribers."""
+        if self._wire is None:
+            self._wire = self._chunk(self.payload)
+        return self._wire
+
+    def wire_after(self, seq: int) -> bytes:
+        """`wire`, but only the frames after `seq`."""
+        return self._chunk(self.after(seq))
+
+    def _chunk(self, frames: bytes) -> bytes:
+        return http_chunk(b": published %.3f\n%s" % (self.published, frames))
+
+
+class Ring:
+    """A live job's most recent batches, up to RING_BYTES: a stream that joins or resumes
+    within them is served from memory instead of the store."""
+
+    __slots__ = ("batches", "size")
+
+    def __init__(self) -> None:
+        self.batches: collections.deque[Batch] = collections.deque()
+        self.size = 0
+
+    def add(self, batch: Batch) -> None:
+        if self.batches and batch.first_seq != self.batches[-1].last_seq + 1:
+            self.batches.clear()  # never a gap inside the ring
+            self.size = 0
+        self.batches.append(batch)
+        self.size += len(batch.payload)
+        while self.size > RING_BYTES and len(self.batches) > 1:
+            self.size -= len(self.batches.popleft().payload)
+
+    def after(self, seq: int) -> tuple[bytes, int] | None:
+        """(the frames after `seq`, the last id in them), or None if the ring does not reach
+        back to `seq` + 1."""
+        if not self.batches or seq + 1 < self.batches[0].first_seq:
+            return None
+        last = self.batches[-1].last_seq
+        if seq >= last:
+            return b"", seq
+        parts = [b.after(seq) for b in self.batches if b.last_seq > seq]
+        return b"".join(parts), last
+
+
+Sink = Callable[[bytes], bool]  # writes bytes to the client now; False: the client is gone
 
 
 class Subscription:
-    """One stream's place on the bus. While the stream replays the store, batches wait in a
-    bounded queue; once it is live, each batch is written to the client's socket right in
-    `publish`, so a thousand subscribers cost a thousand buffered writes per flush and no
-    task switches. A client whose unsent data passes a bound is cut off: it resumes from the
-    store with Last-Event-ID."""
+    """One stream's place on the bus. While the stream replays, batches wait in a bounded
+    queue; once it is live, each batch is written to the client's socket right in `publish`
+    (the same bytes for everyone), so a thousand subscribers cost a thousand buffered writes
+    per flush and no task switches. A client whose unsent data passes a bound is cut off: it
+    resumes with Last-Event-ID."""
 
     def __init__(self, key: str, size: int = SUBSCRIBER_QUEUE) -> None:
         self.key = key
@@ -95,30 +190,35 @@ class Subscription:
         self.ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def offer(self, batch: Batch) -> None:
-        if self.ended.done():
+        if self._sink is not None:
+            self._deliver(batch, self._sink)
+        elif self.ended.done():
             return
-        if self._sink is None:
-            if len(self._waiting) >= self._size:
-                self.end(dropped=True)
-            else:
-                self._waiting.append(batch)
-            return
-        self._deliver(batch, self._sink)
+        elif len(self._waiting) >= self._size:
+            self.end(dropped=True)
+        else:
+            self._waiting.append(batch)
 
     def go_live(self, sink: Sink, last: int) -> None:
         """After the replay up to `last`: send what queued meanwhile, then every batch at once."""
         self.last = last
         while self._waiting and not self.ended.done():
             self._deliver(self._waiting.popleft(), sink)
-        self._sink = sink
+        if not self.ended.done():
+            self._sink = sink
 
     def _deliver(self, batch: Batch, sink: Sink) -> None:
-        if batch.last_seq and batch.last_seq <= self.last:
-            return  # a batch is committed whole: the replay had all of it
-        if not sink(batch.payload):
+        if not batch.last_seq or batch.first_seq > self.last:
+            data = batch.wire
+        elif batch.last_seq > self.last:  # the replay sent its start
+            data = batch.wire_after(self.last)
+        else:
+            return  # the replay sent all of it
+        if not sink(data):
             self.end(dropped=True)
             return
-        self.last = batch.last_seq or self.last
+        if batch.last_seq:
+            self.last = batch.last_seq
         if batch.done:
             self.end()
 
@@ -134,6 +234,7 @@ class EventBus:
     def __init__(self) -> None:
         self._jobs: dict[str, set[Subscription]] = {}
         self._owners: dict[str, set[Subscription]] = {}
+        self._rings: dict[str, Ring] = {}
         self._closed = False
 
     def subscribe_job(self, job_id: str) -> Subscription:
@@ -162,13 +263,13 @@ class EventBus:
         """Called right after the events were committed to the store."""
         if not events:
             return
+        batch = Batch.of(events)
+        if batch.done:
+            self._rings.pop(job_id, None)  # ended: streams that join now replay the store
+        else:
+            self._rings.setdefault(job_id, Ring()).add(batch)
         subs = self._jobs.get(job_id)
         if subs:
-            batch = Batch(
-                events[-1].seq,
-                b"".join(e.frame for e in events),
-                done=events[-1].name == "done",
-            )
             for sub in list(subs):
                 sub.offer(batch)
         watchers = self._owners.get(owner)
@@ -180,6 +281,12 @@ class EventBus:
                 batch = Batch(0, status_frame(last.data))
                 for sub in list(watchers):
                     sub.offer(batch)
+
+    def recent(self, job_id: str, after: int) -> tuple[bytes, int] | None:
+        """The job's frames after `after` from memory, and the last id in them; None when
+        they are not all there (the job ended, or `after` is older than the ring)."""
+        ring = self._rings.get(job_id)
+        return None if ring is None else ring.after(after)
 
     def subscribers(self) -> int:
         return sum(len(s) for s in self._jobs.values()) + sum(len(s) for s in self._owners.values())

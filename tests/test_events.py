@@ -14,10 +14,12 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd import events
 from skopd.crawl.recorder import Recorder
-from skopd.events import Batch, EventBus, Subscription
+from skopd.events import Batch, Event, EventBus, Subscription, make_event
 from skopd.models import Job, JobStatus, Parameters, utcnow
 from skopd.store import ProgressBatch, Store
+from skopd.web.state import STORE
 from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -228,42 +230,84 @@ async def test_shutdown_ends_open_streams_at_once(
         assert loop.time() - began < 5
 
 
+def frames(events: range, name: str = "warning") -> list[Event]:
+    return [make_event(seq, name, {"message": f"m{seq}"}) for seq in events]
+
+
+def batch(events: range, name: str = "warning") -> Batch:
+    return Batch.of(frames(events, name))
+
+
+def ids(data: bytes) -> list[int]:
+    return [int(x) for x in re.findall(rb"^id: (\d+)$", data, re.MULTILINE)]
+
+
 async def test_a_subscriber_that_falls_behind_is_dropped() -> None:
-    # While its stream replays the store, batches wait, up to a bound.
+    # While its stream replays, batches wait, up to a bound.
     replaying = Subscription("job_x", size=2)
     for n in range(3):
-        replaying.offer(Batch(n + 1, b"x"))
+        replaying.offer(batch(range(n + 1, n + 2)))
     assert replaying.dropped
-    assert replaying.ended.done()  # the stream ends; the client resumes from the store
+    assert replaying.ended.done()  # the stream ends; the client resumes with Last-Event-ID
 
     # Live: a client that takes no more is cut off at once.
     written: list[bytes] = []
 
-    def slow(payload: bytes) -> bool:
-        written.append(payload)
+    def slow(chunk: bytes) -> bool:
+        written.append(chunk)
         return len(written) < 2
 
     live = Subscription("job_y")
     live.go_live(slow, last=0)
-    for n, payload in enumerate((b"a", b"b", b"c"), 1):
-        live.offer(Batch(n, payload))
-    assert written == [b"a", b"b"]
+    for n in (1, 2, 3):
+        live.offer(batch(range(n, n + 1)))
+    assert [ids(chunk) for chunk in written] == [[1], [2]]
     assert live.dropped
 
 
 async def test_live_delivery_skips_what_the_replay_sent_and_ends_at_done() -> None:
     bus = EventBus()
     sub = bus.subscribe_job("job_z")
-    sub.offer(Batch(3, b"replayed"))  # published while the stream was reading the store
-    sub.offer(Batch(5, b"new"))
+    sub.offer(batch(range(1, 4)))  # published while the stream was replaying 1-3
+    sub.offer(batch(range(4, 8)))  # the replay had 4 and 5 of it (a page of the store)
+    sub.offer(batch(range(8, 9)))
     written: list[bytes] = []
-    sub.go_live(lambda p: written.append(p) is None, last=3)
-    sub.offer(Batch(6, b"done", done=True))
-    sub.offer(Batch(7, b"after"))
-    assert written == [b"new", b"done"]
+    sub.go_live(lambda chunk: written.append(chunk) is None, last=5)
+    sub.offer(Batch.of(frames(range(9, 10), "done")))
+    sub.offer(batch(range(10, 11)))
+    assert [ids(chunk) for chunk in written] == [[6, 7], [8], [9]]
+    # Each write is one HTTP chunk holding whole frames, after a `: published` comment.
+    size, _, rest = written[0].partition(b"\r\n")
+    assert int(size, 16) == len(rest) - 2 and rest.endswith(b"\n\n\r\n")
+    assert rest.startswith(b": published ")
     assert sub.ended.done() and not sub.dropped
     bus.unsubscribe(sub)
     assert bus.subscribers() == 0
+
+
+async def test_the_ring_holds_a_live_jobs_recent_events_within_its_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(events, "RING_BYTES", 12 * len(frames(range(40, 41))[0].frame))
+    bus = EventBus()
+    assert bus.recent("job_r", 0) is None  # nothing published: the store answers
+    for first in range(1, 40, 4):
+        bus.publish("job_r", "", frames(range(first, first + 4)))
+    # The newest batches that fit (ids 29-40), each whole.
+    assert bus.recent("job_r", 27) is None
+    for after in (28, 29, 33, 39):  # a batch edge, the middle of a batch, the last one
+        recent = bus.recent("job_r", after)
+        assert recent is not None
+        data, last = recent
+        assert ids(data) == list(range(after + 1, 41)) and last == 40
+    assert bus.recent("job_r", 40) == (b"", 40)
+    # A gap (a flush that failed to commit is never published) starts the ring afresh.
+    bus.publish("job_r", "", frames(range(45, 47)))
+    assert bus.recent("job_r", 40) is None
+    assert bus.recent("job_r", 44) == (b"".join(e.frame for e in frames(range(45, 47))), 46)
+    # Ended: the ring is gone, streams replay the store.
+    bus.publish("job_r", "", frames(range(47, 48), "done"))
+    assert bus.recent("job_r", 44) is None
 
 
 async def test_a_flush_cancelled_mid_write_still_publishes_in_order(tmp_path: Path) -> None:
@@ -341,3 +385,76 @@ async def test_replay_reads_are_never_stale_while_a_snapshot_is_open(tmp_path: P
         assert seqs == [1, 2, 3]  # warning, status, then the warning committed meanwhile
     finally:
         await store.close()
+
+
+async def test_streams_joining_a_live_job_get_every_event_once_from_ring_or_store(
+    daemon_factory: DaemonFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Streams join a running job with ids inside the ring, older than it, and none, while
+    its events keep coming: each gets every later event exactly once, in order, then `done`;
+    one that joins within the ring reads nothing from the store."""
+    monkeypatch.setattr(events, "RING_BYTES", 2000)  # ~10 page events: older ids are out
+    chain, hanging, release = 60, asyncio.Event(), asyncio.Event()
+
+    async def page(request: web.Request) -> web.Response:
+        n = int(request.match_info.get("n", "0"))
+        if n == chain:
+            hanging.set()
+            await release.wait()  # the job stays live until the test has joined
+        await asyncio.sleep(0.01)
+        body = f'<html><body><p>page {n}</p><a href="/p/{n + 1}">next</a></body></html>'
+        return web.Response(text=body, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    app.router.add_get("/p/{n}", page)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    d = await daemon_factory(crawler={"per_host_delay_ms": 0})
+    client = d.client
+    assert client is not None
+    store = client.app[STORE]
+    reads = 0
+    real_events_after = store.events_after
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await real_events_after(*args, **kwargs)
+
+    monkeypatch.setattr(store, "events_after", counted)
+    job_id = await submit(
+        client, str(site.make_url("/")), PROMPT, max_depth=chain + 5, max_pages=chain + 5
+    )
+    path = f"/scrape/events/{job_id}"
+
+    async def join(after: int) -> tuple[int, list[dict[str, Any]]]:
+        headers = {"Last-Event-ID": str(after)} if after else None
+        return after, await collect(client, path, headers)
+
+    joins: list[asyncio.Task[tuple[int, list[dict[str, Any]]]]] = []
+    while len(joins) < 12:  # while pages keep coming, every ~0.1 s, mixed ids
+        last = await store.last_event_seq(job_id)
+        if last >= 3:
+            after = (0, last, max(1, last - 3), 1)[len(joins) % 4]
+            joins.append(asyncio.create_task(join(after)))
+        await asyncio.sleep(0.1)
+    # One more within the ring, alone, once the crawl waits on the last page.
+    await asyncio.wait_for(hanging.wait(), 30)
+    await asyncio.sleep(0.3)  # the page events before the hanging page are flushed
+    reads_before, last = reads, await store.last_event_seq(job_id)
+    async with client.get(path, headers={"Last-Event-ID": str(last - 2)}) as resp:
+        seen = []
+        async for event in sse(resp):
+            seen.append(event["id"])
+            if len(seen) == 2:
+                break
+    assert seen == [last - 1, last]
+    assert reads == reads_before  # the ring answered
+    release.set()
+    results = await asyncio.gather(*joins)
+    total = results[0][1][-1]["id"]
+    for after, got in results:
+        assert [e["id"] for e in got] == list(range(after + 1, total + 1)), after
+        assert got[-1]["event"] == "done"

@@ -1,7 +1,8 @@
 """Server-sent events: a job's lossless stream, the all-jobs status stream, stream tokens.
 
-A job stream subscribes to the bus first, then replays the store after `Last-Event-ID`, then
-follows the live tail, skipping batches the replay already covered: no gap, no duplicate.
+A job stream subscribes to the bus first, then replays what came after `Last-Event-ID` (from
+the live job's in-memory ring when it reaches back that far, else from the store), then
+follows the live tail, skipping what the replay already covered: no gap, no duplicate.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from skopd.errors import BadRequest, NotFound, Unauthorized
-from skopd.events import Sink, Subscription, encode, status_frame
+from skopd.events import EventBus, Sink, Subscription, encode, status_frame
 from skopd.models import JobStatus, StatusResponse, status_view
 from skopd.store import Store
 from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
@@ -89,14 +90,15 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     sub = bus.subscribe_job(job_id)  # before the replay: what is published meanwhile waits
     try:
         async with _open(request) as resp:
-            last = await _replay(resp, store, job_id, last)
+            last, live = await _replay(resp, bus, store, job_id, last)
             if last < 0:
                 return resp
-            job = await store.get_job(job_id)
-            if job is None or not job.status.is_active:
-                # Ended: its `done` is stored, perhaps after the first replay's read.
-                await _replay(resp, store, job_id, last)
-                return resp
+            if not live:
+                job = await store.get_job(job_id)
+                if job is None or not job.status.is_active:
+                    # Ended: its `done` is stored, perhaps after the first replay's read.
+                    await _replay(resp, bus, store, job_id, last)
+                    return resp
             sub.go_live(_sink(request), last)
             await _until_over(resp, sub)
             return resp
@@ -112,36 +114,52 @@ async def _open(request: web.Request) -> AsyncIterator[EventSourceResponse]:
         yield resp
 
 
-async def _replay(resp: EventSourceResponse, store: Store, job_id: str, last: int) -> int:
-    """Send the stored history after `last`; the new last id, or -1 when the stream is over."""
+async def _replay(
+    resp: EventSourceResponse, bus: EventBus, store: Store, job_id: str, last: int
+) -> tuple[int, bool]:
+    """Send the history after `last`: from the store until the job's ring reaches back far
+    enough, then from the ring. The new last id (-1 when the stream is over), and whether the
+    ring answered (the job was live then: its later batches are waiting on the bus)."""
     while True:
+        recent = bus.recent(job_id, last)  # no await between this read and `last` moving
+        if recent is not None:
+            frames, last = recent
+            if frames and not await _write(resp, frames):
+                return -1, True
+            return last, True
         rows = await store.events_after(job_id, last, REPLAY_PAGE)
         if not rows:
-            return last
+            return last, False
         if not await _write(resp, b"".join(frame for _, _, frame in rows)):
-            return -1
+            return -1, False
         last, name, _ = rows[-1]
         if name == "done":
-            return -1
+            return -1, False
 
 
 def _sink(request: web.Request) -> Sink:
-    """Writes a block straight to the client's socket, framed as an HTTP/1.1 chunk (SSE
-    responses are chunked). A client with more than MAX_UNSENT_BYTES not yet taken is too
-    slow: it is cut off, to resume from the store, so it can neither grow our memory nor
-    slow anyone else."""
+    """Writes HTTP chunks (SSE responses are chunked) straight to the client's socket. A
+    client with more than MAX_UNSENT_BYTES not yet taken is too slow: it is cut off, to
+    resume with Last-Event-ID, so it can neither grow our memory nor slow anyone else."""
     transport = request.transport
+    if transport is None:
+        return lambda _: False
+    write, is_closing, unsent = (
+        transport.write,
+        transport.is_closing,
+        transport.get_write_buffer_size,
+    )
 
-    def write(payload: bytes) -> bool:
-        if transport is None or transport.is_closing():
+    def sink(chunk: bytes) -> bool:
+        if is_closing():
             return False
-        if transport.get_write_buffer_size() > MAX_UNSENT_BYTES:
+        if unsent() > MAX_UNSENT_BYTES:
             transport.abort()
             return False
-        transport.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        write(chunk)
         return True
 
-    return write
+    return sink
 
 
 async def _until_over(resp: EventSourceResponse, sub: Subscription) -> None:
