@@ -241,3 +241,9 @@ def test_mkdocs_material_page() -> None:
     assert "```\ntern run\n```" in md and "1. Install\n2. Run" in md
     for furniture in ("Edit", "Search", "A page", "Table of contents", "Previous", "Material"):
         assert furniture not in md, furniture
+
+
+def test_source_line_breaks_fold_outside_pre() -> None:
+    html = "<main><p>one\n   two\nthree</p><pre>keep\n  this\n</pre></main>"
+    md = page_content(html, "https://x.example/").markdown
+    assert md == "one two three\n\n```\nkeep\n  this\n```\n"

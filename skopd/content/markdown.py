@@ -369,10 +369,29 @@ def _prepare(main: etree._Element, base: str) -> None:
             img.set("src", urljoin(base, src))
     for pre in main.iter("pre"):
         _code_language(pre)
+    _fold_whitespace(main)
     for kept in main.iter("form", "nav"):
         kept.tag = "div"  # the converter drops these; the ones still here are content
     if main.tag in ("form", "nav"):
         main.tag = "div"
+
+
+_SPACES: Final = re.compile(r"[ \t\r\n\f]+")  # not U+00A0: a no-break space is meant
+
+
+def _fold_whitespace(main: etree._Element) -> None:
+    """Line breaks of the HTML source are spaces, as a browser shows them, outside <pre>:
+    a paragraph becomes one Markdown line."""
+    stack = [main]
+    while stack:
+        element = stack.pop()
+        if element.text and "\n" in element.text:
+            element.text = _SPACES.sub(" ", element.text)
+        for child in element:
+            if child.tail and "\n" in child.tail:
+                child.tail = _SPACES.sub(" ", child.tail)
+            if isinstance(child.tag, str) and child.tag not in ("pre", "textarea", "xmp"):
+                stack.append(child)
 
 
 def _code_language(pre: etree._Element) -> None:
