@@ -3,6 +3,11 @@ saved pages' chunks, its status words, finish reasons and error shape."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import shlex
+import shutil
+import subprocess
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -276,3 +281,43 @@ async def test_with_the_local_model_the_plan_steers_the_crawl(
     assert plans and "Widgetron" in plans[0].user
     skop = (await skop_listing(client, KEY_A))[created["jobId"]]
     assert skop["relevance_backend"] == "ollama" and skop["llm_calls"] >= 1
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+async def test_documented_curl_requests(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """The document's two example requests, as published (no key: an open loopback daemon),
+    with only the base URL, session and job ids changed."""
+    d = await daemon_factory()
+    client = d.client
+    assert client is not None
+    session = str(uuid.uuid4())
+    res = await client.post(f"/api/v1/scrape/{session}/scrape", json=body(facesite))
+    job_id = (await res.json())["jobId"]
+    await docs_wait(client, session, "")
+    base = str(client.make_url("")).rstrip("/")
+    for command in CURL_EXAMPLES:
+        line = (
+            command.replace("https://api.example.com", base)
+            .replace("550e8400-e29b-41d4-a716-446655440000", session)
+            .replace("9b3e7f12-8c4a-43d9-b5e2-1a9c8f7d6e5b", job_id)
+        )
+        done = await asyncio.to_thread(
+            subprocess.run,
+            [*shlex.split(line), "-s"],
+            capture_output=True,
+            timeout=30,
+            env={"PATH": "/usr/bin:/bin"},  # no proxy settings: the daemon is on loopback
+        )
+        assert done.returncode == 0, done.stderr
+        answer = json.loads(done.stdout)
+        assert answer["jobId"] == job_id and answer["status"] == "finished"
+        assert answer["result"]["savedPagesCount"] == len(DOC_PAGES)
+
+
+CURL_EXAMPLES = (
+    'curl "https://api.example.com/api/v1/scrape/550e8400-e29b-41d4-a716-446655440000/scrape"',
+    'curl "https://api.example.com/api/v1/scrape/550e8400-e29b-41d4-a716-446655440000/scrape'
+    '?jobId=9b3e7f12-8c4a-43d9-b5e2-1a9c8f7d6e5b"',
+)
