@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from tests.conftest import Daemon
 from tests.face_clients import KEY_A, KEY_B, KEYS, Client, docs_wait, skop_listing, sse_events
-from tests.fake_ollama import FakeOllama
+from tests.fake_ollama import Call, FakeOllama
 from tests.sites.facesite import DOC_PAGES, HITS
 
 A = {"X-API-Key": KEY_A}
@@ -321,3 +322,31 @@ CURL_EXAMPLES = (
     'curl "https://api.example.com/api/v1/scrape/550e8400-e29b-41d4-a716-446655440000/scrape'
     '?jobId=9b3e7f12-8c4a-43d9-b5e2-1a9c8f7d6e5b"',
 )
+
+
+async def test_the_model_judges_the_links_the_words_do_not_decide(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, relevance={"backend": "auto", "ollama_host": fake.host})
+    shown: list[list[str]] = []
+
+    def pick(call: Call) -> dict[str, Any]:
+        # A model that finds the blog relevant (the words alone would not follow it).
+        listing = re.findall(r"^(\d+)\. \[([^\]]*)\]\(([^)]+)\)$", call.page, re.MULTILINE)
+        shown.append([url for _, _, url in listing])
+        return {"relevant": [int(n) for n, text, _ in listing if text == "Blog"]}
+
+    fake.reply = pick
+    session = str(uuid.uuid4())
+    _, created = await scrape(client, session, body(facesite))
+    data = await docs_wait(client, session, KEY_A)
+    saved = {url.removeprefix(str(facesite.make_url(""))) for url in data["result"]["savedPages"]}
+    assert saved == set(DOC_PAGES) | {"/blog/"}
+    asked = {url.removeprefix(str(facesite.make_url(""))) for urls in shown for url in urls}
+    assert {"/blog/", "/pricing", "/blog/launch-party"} <= asked
+    assert "/login" not in asked and "/docs/config/" not in asked  # decided by the words
+    assert facesite.app[HITS]["/pricing"] == 0 and facesite.app[HITS]["/blog/launch-party"] == 0
+    questions = [c for c in fake.extractions if "documentation of Widgetron" in c.user]
+    assert len(questions) == len(shown) >= 2
+    skop = (await skop_listing(client, KEY_A))[created["jobId"]]
+    assert skop["llm_calls"] >= len(questions) + 1  # and the plan

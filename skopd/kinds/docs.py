@@ -3,23 +3,36 @@
 
 A link is relevant when it stays under a starter link's folder or its text and URL speak
 of what is asked (the application's name, the prompt, and with a local model the plan's
-synonyms and sections), and it is not a login, shop, share or other-year link; the most
-promising are fetched first."""
+synonyms and sections), and it is not a login, shop, share or other-year link. With a local
+model, the links of the site that neither rule decides are shown to the model, which keeps
+those it judges to be the application's documentation. The most promising are fetched
+first."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from skopd.crawl import doctypes
 from skopd.crawl.engine import JobFailed
 from skopd.crawl.extract import Link, Page
 from skopd.crawl.recorder import Recorder
-from skopd.kinds.runner import KindRunner
+from skopd.kinds.runner import KindRunner, add_usage
 from skopd.kinds.sink import ContentSink
 from skopd.models import DocsSpec, Job, JobOutput, PageContent
 from skopd.relevance.backend import RelevanceUnavailable
 from skopd.relevance.query import Query, build_query, link_priority
 
+if TYPE_CHECKING:
+    from skopd.content.extract import Extractor
+
+MAX_QUESTIONS = 20  # model calls per job judging links
+MAX_LINKS_SHOWN = 60  # links per question
+LINKS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"relevant": {"type": "array", "items": {"type": "integer"}}},
+    "required": ["relevant"],
+}
 JUNK_BELOW = 0.25  # link_priority of login/shop/share links and other years' pages
 NEUTRAL = 0.3  # link_priority of a link that says nothing about the request
 
@@ -31,26 +44,76 @@ def folder(url: str) -> tuple[str, str]:
     return (parts.hostname or "").removeprefix("www."), path[: path.rfind("/") + 1]
 
 
+class ModelLinks:
+    """Asks the local model which of a page's undecided links are documentation of the
+    application: one call per page at most, MAX_QUESTIONS per job."""
+
+    def __init__(self, extractor: Extractor, question: str, output: JobOutput) -> None:
+        self.extractor = extractor
+        self.question = question
+        self.output = output  # where the calls' cost is counted
+        self.asked = 0
+
+    async def __call__(self, links: list[Link]) -> list[Link]:
+        if self.asked >= MAX_QUESTIONS:
+            return []
+        self.asked += 1
+        shown = links[:MAX_LINKS_SHOWN]
+        listing = "\n".join(
+            f"{i}. [{' '.join(link.text.split()) or link.url}]({link.url})"
+            for i, link in enumerate(shown)
+        )
+        ex = await self.extractor.extract(
+            listing, self.question, schema=LINKS_SCHEMA, output="json"
+        )
+        add_usage(self.output, ex)
+        numbers = ex.data.get("relevant") if isinstance(ex.data, dict) else None
+        if ex.failed or not isinstance(numbers, list):
+            return []
+        picked = {n for n in numbers if isinstance(n, int) and 0 <= n < len(shown)}
+        return [shown[n] for n in sorted(picked)]
+
+
 class RelevantLinks:
     """The chooser of a docs crawl."""
 
-    def __init__(self, query: Query, starters: list[str], sink: ContentSink) -> None:
+    def __init__(
+        self,
+        query: Query,
+        starters: list[str],
+        sink: ContentSink,
+        ask: ModelLinks | None = None,
+    ) -> None:
         self.query = query
         self.folders = [folder(u) for u in starters]
+        self.hosts = {host for host, _ in self.folders}
         self.sink = sink
+        self.ask = ask
 
-    def relevant(self, link: Link) -> bool:
+    def relevant(self, link: Link) -> bool | None:
+        """True or False when the words decide; None when only a model could."""
         if doctypes.type_from_url(link.url) is not None or self.sink.has(link.url):
             return False
         score = link_priority(self.query, link.url, link.text)
         if score < JUNK_BELOW:
             return False
         host, path = folder(link.url)
-        inside = any(host == h and path.startswith(p) for h, p in self.folders)
-        return inside or score > NEUTRAL
+        if any(host == h and path.startswith(p) for h, p in self.folders) or score > NEUTRAL:
+            return True
+        return None if host in self.hosts else False
 
     async def __call__(self, page: Page, body: bytes, content: PageContent) -> list[Link]:
-        return [link for link in page.links if self.relevant(link)]
+        kept: list[Link] = []
+        undecided: list[Link] = []
+        for link in page.links:
+            verdict = self.relevant(link)
+            if verdict:
+                kept.append(link)
+            elif verdict is None:
+                undecided.append(link)
+        if undecided and self.ask is not None:
+            kept.extend(await self.ask(undecided))
+        return kept
 
 
 async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
@@ -63,7 +126,11 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     rec.update(relevance_backend=judge.name, model=judge.model, message="Scraping documentation")
     query = await judge.plan(build_query(job.prompt))
     sink = ContentSink(ctx.store, job.job_id, max_saved=spec.max_iterations)
-    sink.choose = RelevantLinks(query, spec.starter_links, sink)
+    output = JobOutput(engine_used="static")
+    ask = None
+    if judge.name == "ollama" and await ctx.extractor().unavailable() is None:
+        ask = ModelLinks(ctx.extractor(), _question(spec), output)
+    sink.choose = RelevantLinks(query, spec.starter_links, sink, ask)
     reasons: list[str] = []
     failures: list[str] = []
     for url in spec.starter_links:
@@ -87,8 +154,22 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
         finish = "max_iterations"
     else:
         finish = "no_more_links"
-    output = JobOutput(finish_reason=finish, engine_used="static")
-    output.llm_calls, output.input_tokens = judge.llm_calls, judge.input_tokens
-    output.output_tokens = judge.output_tokens
+    output.finish_reason = finish
+    output.llm_calls += judge.llm_calls
+    output.input_tokens += judge.input_tokens
+    output.output_tokens += judge.output_tokens
     await ctx.finish(job, rec, output)
     return f"Scraping completed: {len(sink.saved)} page(s) saved ({finish})"
+
+
+def _question(spec: DocsSpec) -> str:
+    name = spec.application_name
+    if spec.application_version not in ("", "current"):
+        name += f" {spec.application_version}"
+    wanted = f" ({spec.prompt})" if spec.prompt else ""
+    return (
+        f"Which of these links lead to pages of the documentation of {name}{wanted}: "
+        "manuals, guides, references, installation or configuration pages? Answer with the "
+        "numbers of those links only; leave out blog posts, news, pricing, login and "
+        "marketing pages unless they document the application."
+    )
