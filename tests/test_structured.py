@@ -233,3 +233,39 @@ def test_jsonld_article_with_nested_author() -> None:
             "author": "Parish Clerk",
         }
     ]
+
+
+def test_a_two_column_table_or_a_definition_list_is_one_item() -> None:
+    table = """<h1>Watering can</h1><table>
+      <tr><th>Name:</th><td>Watering can 10 l</td></tr>
+      <tr><th>Price</th><td>EUR 12,50</td></tr>
+      <tr><th>Weight</th><td>0.8 kg</td></tr>
+      <tr><th>Manual</th><td><a href="/manuals/can.pdf">PDF</a></td></tr></table>"""
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "price": {"type": "number"},
+            "link": {"type": "string"},
+        },
+    }
+    assert structured_items(page(body=table), URL, schema) == [
+        {"name": "Watering can 10 l", "price": 12.5}
+    ]
+    dl = """<dl><dt>Title</dt><dd>Annual report 2024</dd><dt>Published</dt><dd>3 March 2025</dd>
+      <dt>Link</dt><dd><a href="/files/report-2024.pdf">download</a></dd></dl>"""
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "date": {"type": "string"},
+            "link": {"type": "string"},
+        },
+    }
+    assert structured_items(page(body=dl), URL, schema) == [
+        {
+            "title": "Annual report 2024",
+            "date": "3 March 2025",
+            "link": "https://shop.example/files/report-2024.pdf",
+        }
+    ]

@@ -90,9 +90,14 @@ def structured_items(
         if score > best_score:
             best, best_score = found, score
     for table in root.iter("table"):
-        found, score = _fit(_table_items(table, item, url), item)
+        for found in (_table_items(table, item, url), _pairs_item(_table_pairs(table), item, url)):
+            kept, score = _fit(found, item)
+            if score > best_score:
+                best, best_score = kept, score
+    for dl in root.iter("dl"):
+        kept, score = _fit(_pairs_item(_dl_pairs(dl), item, url), item)
         if score > best_score:
-            best, best_score = found, score
+            best, best_score = kept, score
     return best[:_MAX_ITEMS]
 
 
@@ -208,7 +213,10 @@ def _table_items(table: etree._Element, item: Mapping[str, Any], url: str) -> li
     rows = _rows(table)
     if len(rows) < 2:
         return []
-    headers = [text_of(c) for c in _cells(rows[0])]
+    first = _cells(rows[0])
+    if len({c.tag for c in first}) > 1:
+        return []  # a row header and its value: a two-column description, not a header row
+    headers = [text_of(c) for c in first]
     props: dict[str, Any] = item["properties"]
     column = _columns(headers, list(props))
     if not column:
@@ -255,6 +263,40 @@ def _columns(headers: list[str], props: list[str]) -> dict[int, str]:
                     column[index] = prop
                     break
     return column
+
+
+def _table_pairs(table: etree._Element) -> list[tuple[etree._Element, etree._Element]]:
+    """(label cell, value cell) of a two-column table that describes one thing."""
+    rows = [_cells(r) for r in _rows(table)]
+    if len(rows) < 2 or any(len(cells) != 2 for cells in rows):
+        return []
+    return [(cells[0], cells[1]) for cells in rows]
+
+
+def _dl_pairs(dl: etree._Element) -> list[tuple[etree._Element, etree._Element]]:
+    pairs: list[tuple[etree._Element, etree._Element]] = []
+    term: etree._Element | None = None
+    for child in dl.iter("dt", "dd"):
+        if child.tag == "dt":
+            term = child
+        elif term is not None:
+            pairs.append((term, child))
+            term = None
+    return pairs
+
+
+def _pairs_item(
+    pairs: list[tuple[etree._Element, etree._Element]], item: Mapping[str, Any], url: str
+) -> list[Item]:
+    """One item from label/value pairs ("Price: 12 EUR"), labels matched to properties."""
+    if len(pairs) < 2:
+        return []
+    props: dict[str, Any] = item["properties"]
+    labels = [text_of(label).rstrip(":").strip() for label, _ in pairs]
+    column = _columns(labels, list(props))
+    raw = {prop: _cell_value(pairs[i][1], props[prop], prop, url) for i, prop in column.items()}
+    mapped = map_item(raw, item) if raw else None
+    return [mapped] if mapped is not None else []
 
 
 def _cell_value(cell: etree._Element, prop_schema: Any, prop: str, url: str) -> Any:
