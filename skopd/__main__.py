@@ -83,11 +83,14 @@ def _on_signal(sig: signal.Signals, stop: asyncio.Event) -> None:
 
 
 async def _drain(app: web.Application) -> None:
-    """Refuse new work, end every event stream now, and give requests in flight a moment."""
+    """Refuse new work, stop the crawls taking any, end every event stream now, and give
+    requests in flight a moment."""
     from skopd.web import middleware, sse
+    from skopd.web.state import SCHEDULER
 
     drain = app[middleware.DRAIN]
     drain.stopping = True
+    app[SCHEDULER].stop_crawling()  # crawls finish what is in flight while requests drain
     await sse.close_streams(app)
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(DRAIN_S):

@@ -1,5 +1,6 @@
 """The scheduler: owns every job task, runs at most `max_concurrent_jobs`, queues the rest
-FIFO, cancels, deletes and recovers jobs after a restart. Job state changes only here.
+FIFO, cancels, deletes, and resumes after a restart the jobs that were running. Job state
+changes only here.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ CANCEL_WAIT_S = 5.0
 JOB_ID = re.compile(
     r"^(job_[a-z0-9]{1,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
+# When the daemon stops, running crawls take no new work and get this long to finish the
+# requests in flight before they are cancelled; document jobs resume at the next start.
+STOP_GRACE_S = 2.0
+# Jobs of the other kinds (pages, extract, docs) have no checkpoint: a restart ends them.
 RESTART_MESSAGE = "the daemon restarted while the job was running; submit it again"
 
 
@@ -53,17 +58,29 @@ class Scheduler:
         self.documents_dir = cfg.documents_path
         self._queue: collections.deque[str] = collections.deque()
         self._running: dict[str, asyncio.Task[None]] = {}
+        self._crawls: dict[str, Crawl] = {}
         self._cancelling: set[str] = set()
         self._closing = False
+        self._stop_by = 0.0
         self._mean_runtime_s = 60.0
         self.kinds = KindRunner(cfg, store, downloader, relevance, self.documents_dir)
 
     # -- life cycle -------------------------------------------------------
 
     async def start(self) -> None:
-        """Jobs that were running when the daemon stopped end failed; pending ones run again."""
+        """Document jobs that were running when the daemon stopped resume from their
+        checkpoint, first; then pending ones run, in order. Running jobs of the other kinds
+        have no checkpoint: they end failed, with a recoverable error saying why."""
         self.documents_dir.mkdir(parents=True, exist_ok=True)
         for job in await self.store.jobs_with_status(JobStatus.IN_PROGRESS):
+            if job.kind is JobKind.DOCUMENTS:
+                self._queue.append(job.job_id)
+                log.info(
+                    "job %s state=in_progress resuming after a restart",
+                    job.job_id,
+                    extra=_fields(job.job_id, "in_progress"),
+                )
+                continue
             rec = await Recorder.load(self.store, self.bus, job)
             rec.error("daemon_restart", RESTART_MESSAGE, None, agent=job.current_agent)
             rec.update(**_ended(JobStatus.FAILED, f"Job failed: {RESTART_MESSAGE}"))
@@ -77,10 +94,22 @@ class Scheduler:
             self._queue.append(job.job_id)
         self._dispatch()
 
+    def stop_crawling(self) -> None:
+        """The daemon is stopping: start no job, and let running crawls take no new work."""
+        if not self._closing:
+            self._closing = True
+            self._stop_by = asyncio.get_running_loop().time() + STOP_GRACE_S
+        for crawl in self._crawls.values():
+            crawl.stop()
+
     async def close(self) -> None:
-        """Stop every job task; running jobs stay `in_progress` in the store for the next start."""
-        self._closing = True
+        """Stop every job task: crawls get what is left of STOP_GRACE_S to finish the requests
+        in flight, then are cancelled. Running jobs stay `in_progress` for the next start."""
+        self.stop_crawling()
         tasks = list(self._running.values())
+        if tasks:
+            grace = self._stop_by - asyncio.get_running_loop().time()
+            await asyncio.wait(tasks, timeout=max(0.0, grace))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,27 +262,49 @@ class Scheduler:
 
     def _reap(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
+        self._crawls.pop(job_id, None)
         self._cancelling.discard(job_id)
         self._dispatch()
 
     async def _run(self, job_id: str) -> None:
         job = await self.store.get_job(job_id)
-        if job is None or job.status is not JobStatus.PENDING:
+        if job is None or not job.status.is_active:
             return
+        resumed = job.status is JobStatus.IN_PROGRESS
         rec = await Recorder.load(self.store, self.bus, job)
         flusher = asyncio.create_task(rec.flush_every())
         final: dict[str, object] = {}
         try:
-            rec.update(
-                status=JobStatus.IN_PROGRESS, started_at=utcnow(), message="Crawling the website"
-            )
+            if resumed:
+                rec.warning(
+                    f"resumed after daemon restart: {job.total_pages_crawled} pages already crawled"
+                )
+            else:
+                rec.update(
+                    status=JobStatus.IN_PROGRESS,
+                    started_at=utcnow(),
+                    message="Crawling the website",
+                )
             await rec.flush()
-            log.info("job %s state=in_progress", job_id, extra=_fields(job_id, "in_progress"))
-            rec.enter("coordinator")
+            log.info(
+                "job %s state=in_progress%s",
+                job_id,
+                " resumed" if resumed else "",
+                extra=_fields(job_id, "in_progress"),
+            )
+            if not resumed:
+                rec.enter("coordinator")
             if job.kind is JobKind.DOCUMENTS:
-                message = await self._find_documents(job, rec)
+                message = await self._find_documents(job, rec, resumed)
             else:
                 message = await self.kinds.run(job, rec)
+            if message is None:
+                log.info(
+                    "job %s stopped with the daemon; it resumes at the next start",
+                    job_id,
+                    extra=_fields(job_id, "in_progress"),
+                )
+                return  # the job stays in_progress in the store
             final = _ended(JobStatus.COMPLETED, message)
         except JobFailed as exc:
             rec.error(exc.error_type, exc.message, job.website, recoverable=False)
@@ -290,15 +341,23 @@ class Scheduler:
             },
         )
 
-    async def _find_documents(self, job: Job, rec: Recorder) -> str:
-        """Skop's kind: crawl for the documents the prompt asks for."""
+    async def _find_documents(self, job: Job, rec: Recorder, resumed: bool) -> str | None:
+        """Skop's kind: crawl for the documents the prompt asks for; from its checkpoint when
+        `resumed`. None when the daemon stopped it (it resumes at the next start)."""
         try:
             judge = await self.relevance.for_job(rec.warning)
         except RelevanceUnavailable as exc:
             raise JobFailed("relevance_unavailable", str(exc)) from exc
         rec.update(relevance_backend=judge.name, model=judge.model)
         crawl = Crawl(job, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance)
+        if resumed:
+            await crawl.restore(await self.store.checkpoint(job.job_id))
+        self._crawls[job.job_id] = crawl
+        if self._closing:
+            crawl.stop()
         outcome = await crawl.run()
+        if outcome.reason == "interrupted":
+            return None
         note = {
             "completed": "",
             "max_pages": " (stopped at max_pages)",

@@ -155,6 +155,21 @@ _MIGRATIONS: tuple[str, ...] = (
         created_at TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # The crawl's checkpoint: one row per URL the crawl has seen (its frontier entry while it
+    # waits, then done), and the engine's own counters, written with each flush.
+    """
+    CREATE TABLE frontier (
+        job_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state INTEGER NOT NULL,
+        priority REAL,
+        ord INTEGER,
+        kind TEXT,
+        item BLOB,
+        PRIMARY KEY (job_id, key)
+    ) WITHOUT ROWID;
+    ALTER TABLE jobs ADD COLUMN crawl_state BLOB;
+    """,
 )
 
 _JOB_TABLES = (
@@ -166,6 +181,7 @@ _JOB_TABLES = (
     "events",
     "page_contents",
     "job_outputs",
+    "frontier",
     "jobs",
 )
 _JOB_COLUMNS = (
@@ -286,6 +302,32 @@ class CandidateRow(msgspec.Struct, array_like=True):
     decided_at: str
 
 
+class FrontierRow(msgspec.Struct, array_like=True):
+    """A URL the crawl has seen: SEEN (nothing to do), DEFERRED (a sitemap document waiting
+    to be judged), QUEUED (work in the frontier, `item` holding what the engine needs to do
+    it), DONE. A row only moves up that order."""
+
+    key: str
+    state: int
+    priority: float | None = None
+    ord: int | None = None
+    kind: str | None = None
+    item: bytes | None = None
+
+
+SEEN, DEFERRED, QUEUED, DONE = 0, 1, 2, 3
+
+
+class Checkpoint(msgspec.Struct):
+    """What a crawl interrupted by a restart continues from."""
+
+    state: bytes | None
+    frontier: list[FrontierRow]
+    decided: list[str]  # URLs of candidates with a decision
+    pages: list[str]  # URLs of pages recorded
+    documents: list[StoredDocument]
+
+
 class ProgressBatch(msgspec.Struct):
     pages: list[PageRow] = msgspec.field(default_factory=list)
     candidates: list[CandidateRow] = msgspec.field(default_factory=list)
@@ -294,6 +336,20 @@ class ProgressBatch(msgspec.Struct):
     warnings: list[tuple[str, datetime]] = msgspec.field(default_factory=list)
     events: list[Event] = msgspec.field(default_factory=list)
     job_fields: dict[str, Any] = msgspec.field(default_factory=dict)
+    frontier: list[FrontierRow] = msgspec.field(default_factory=list)
+    crawl_state: bytes | None = None
+
+
+_UPSERT_FRONTIER = """
+    INSERT INTO frontier VALUES (?, ?, ?, ?, ?, ?, ?)
+    ON CONFLICT (job_id, key) DO UPDATE SET
+        priority = CASE WHEN excluded.state > frontier.state THEN excluded.priority
+                        ELSE frontier.priority END,
+        ord = CASE WHEN excluded.state > frontier.state THEN excluded.ord ELSE frontier.ord END,
+        kind = CASE WHEN excluded.state > frontier.state THEN excluded.kind ELSE frontier.kind END,
+        item = CASE WHEN excluded.state > frontier.state THEN excluded.item ELSE frontier.item END,
+        state = max(excluded.state, frontier.state)
+"""
 
 
 class Snapshot(msgspec.Struct):
@@ -497,12 +553,46 @@ class Store:
                     "INSERT INTO events VALUES (?, ?, ?, ?)",
                     [(job_id, e.seq, e.name, e.frame) for e in batch.events],
                 )
-            if batch.job_fields:
-                sets = ", ".join(f"{k} = ?" for k in batch.job_fields)
-                values = [_encode(k, v) for k, v in batch.job_fields.items()]
+            if batch.frontier:
+                rows = [(job_id, *msgspec.structs.astuple(f)) for f in batch.frontier]
+                conn.executemany(_UPSERT_FRONTIER, rows)
+            fields = dict(batch.job_fields)
+            if batch.crawl_state is not None:
+                fields["crawl_state"] = batch.crawl_state
+            status = fields.get("status")
+            if status is not None and not JobStatus(status).is_active:
+                # An ended job never resumes: its checkpoint goes.
+                conn.execute("DELETE FROM frontier WHERE job_id = ?", (job_id,))
+                fields["crawl_state"] = None
+            if fields:
+                sets = ", ".join(f"{k} = ?" for k in fields)
+                values = [_encode(k, v) for k, v in fields.items()]
                 conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
 
         await self._atomic(write)
+
+    async def checkpoint(self, job_id: str) -> Checkpoint:
+        """A crawl's checkpoint, read on the writer's connection: nothing of it is in flight."""
+        conn = self.w
+        async with conn.execute("SELECT crawl_state FROM jobs WHERE job_id = ?", (job_id,)) as cur:
+            row = await cur.fetchone()
+        async with conn.execute(
+            "SELECT key, state, priority, ord, kind, item FROM frontier WHERE job_id = ? "
+            "ORDER BY ord",
+            (job_id,),
+        ) as cur:
+            frontier = [FrontierRow(*r) for r in await cur.fetchall()]
+        async with conn.execute("SELECT url FROM candidates WHERE job_id = ?", (job_id,)) as cur:
+            decided = [r[0] for r in await cur.fetchall()]
+        async with conn.execute("SELECT url FROM pages WHERE job_id = ?", (job_id,)) as cur:
+            pages = [r[0] for r in await cur.fetchall()]
+        return Checkpoint(
+            state=row[0] if row else None,
+            frontier=frontier,
+            decided=decided,
+            pages=pages,
+            documents=await self.documents(job_id, conn),
+        )
 
     async def snapshot(self, job_id: str, with_documents: bool = False) -> Snapshot | None:
         """The job, its errors, warnings and (optionally) documents, all as of one moment."""

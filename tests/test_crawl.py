@@ -207,25 +207,33 @@ async def test_results_grow_while_the_job_runs(crawler: Client, docsite: TestSer
     assert seen_running_with_documents  # the slow page keeps the job running for 2 s
 
 
-async def test_restart_fails_running_jobs_and_runs_pending_ones(
+async def test_restart_resumes_running_jobs_before_pending_ones(
     daemon_factory: DaemonFactory, docsite: TestServer
 ) -> None:
     d = await daemon_factory(jobs={"max_concurrent_jobs": 1}, crawler={"request_timeout_s": 10})
     assert d.client is not None
     url = str(docsite.make_url("/"))
-    running = await submit(d.client, url, "board meeting minutes from 2024")
+    running = await submit(d.client, url, "board meeting minutes from 2024", max_depth=10)
     pending = await submit(d.client, url, "board meeting minutes from 2024", single_page=True)
-    for _ in range(100):
+    for _ in range(400):
         status = await (await d.client.get(f"/scrape/status/{running}")).json()
-        if status["status"] == "in_progress":
+        if status["total_pages_crawled"] >= 5:
             break
         await asyncio.sleep(0.02)
     await d.stop()
     client = await d.start()
     status = await (await client.get(f"/scrape/status/{running}")).json()
-    assert status["status"] == "failed"
-    assert status["errors"][-1]["error_type"] == "daemon_restart"
-    assert status["errors"][-1]["is_recoverable"] is True
+    assert status["status"] == "in_progress", status  # resuming, not failed
+    assert status["total_pages_crawled"] >= 5
+    assert (await (await client.get(f"/scrape/status/{pending}")).json())["status"] == "pending"
+    status = await wait_done(client, running, timeout=90)
+    assert status["status"] == "completed", status
+    assert any(w.startswith("resumed after daemon restart: ") for w in status["warnings"])
+    assert not any(e["error_type"] == "daemon_restart" for e in status["errors"])
+    results = await (await client.get(f"/scrape/results/{running}")).json()
+    found = [site.canonical(_path(doc["url"])) for doc in results["documents"]]
+    assert len(found) == len(set(found)) and set(found) >= site.MINUTES_2024, found
+    assert len({doc["sha256"] for doc in results["documents"]}) == len(found)
     assert (await wait_done(client, pending))["status"] == "completed"
 
 

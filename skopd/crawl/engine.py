@@ -7,6 +7,11 @@ link text and URL match the prompt.
 
 Politeness: every request passes robots.txt (one fetch per origin, Crawl-delay honoured);
 sitemaps seed the frontier; links shaped like crawler traps are counted, not followed.
+
+Checkpoint: every URL seen, queued and done goes to the recorder with what it found, in the
+same flush, and a worker takes no new work before its last item is in the store; so a crawl
+stopped at any moment (SIGKILL included) continues from the store (`restore`) fetching again
+at most the items that were in flight, and never records a page or a document twice.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from skopd.relevance.base import Candidate, Scored
 from skopd.relevance.doctext import TEXT_TYPES, DocTextError, extract_text
 from skopd.relevance.lexical import is_ambiguous
 from skopd.relevance.query import Query, build_query, link_priority
+from skopd.store import DEFERRED, DONE, SEEN, Checkpoint
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 INLINE_PARSE_BYTES = 256 * 1024
@@ -73,10 +79,26 @@ class Item(msgspec.Struct):
     score: float = 0.0
     probe: bool = False  # below the threshold, but only its own text can tell
     key: str = ""  # set when a sitemap lists the URL too: whichever entry comes first is fetched
+    norm: str = ""  # the normalized URL: the item's key in the checkpoint
 
 
 class Outcome(msgspec.Struct):
-    reason: str  # "completed", "max_pages", "timeout"
+    reason: str  # "completed", "max_pages", "timeout", "interrupted" (the daemon is stopping)
+
+
+class CrawlState(msgspec.Struct, array_like=True):
+    """The engine's own counters and flags, written with every flush of the checkpoint."""
+
+    started: bool  # the start page is done
+    seeded: bool  # the sitemaps were read to the end
+    sites: list[str]
+    start_origin: str
+    pages_started: int
+    pages_skipped: int
+    probes: int
+    disallowed: int
+    traps: dict[str, int]
+    elapsed_s: float  # time spent crawling, over every run of the job
 
 
 class PageSink(Protocol):
@@ -142,12 +164,22 @@ class Crawl:
         # Sitemap documents wait until no page can link them with words to judge them by.
         self.deferred: dict[str, tuple[Item, str]] = {}
         self.seeding = False
+        # Resuming and stopping (see restore() and stop()).
+        self.resumed = False
+        self.started = False
+        self.seeded = False
+        self.stopping = False
+        self.began = time.monotonic()
+        started = job.started_at
+        self.elapsed_before = (utcnow() - started).total_seconds() if started else 0.0
+        recorder.crawl_state = self._state
 
     # -- the job ----------------------------------------------------------
 
     async def run(self) -> Outcome:
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.rec.enter("coordinator")
+        if not self.resumed:
+            self.rec.enter("coordinator")
         start = self._coordinate()
         reason = "completed"
         self.deadline = self.robots.deadline = time.monotonic() + self._time_left()
@@ -156,9 +188,19 @@ class Crawl:
         try:
             async with asyncio.timeout(self._time_left()):
                 self.query = await self.scorer.plan(self.query)
-                await self._process_page(start, first=True)
-                self.rec.enter("navigator")
-                if not self.params.single_page and self.sink is None:
+                if not self.started:
+                    await self._process_page(start, first=True)
+                    self.started = True
+                    self.rec.done(start.norm)
+                    await self.rec.commit()
+                if self.rec.job.current_agent == "coordinator":
+                    self.rec.enter("navigator")
+                if (
+                    not self.params.single_page
+                    and self.sink is None
+                    and not self.seeded
+                    and not self.stopping
+                ):
                     self.seeding = True
                     self.active += 1  # the workers wait for the sitemaps
                     seeding = asyncio.create_task(self._seed_from_sitemaps())
@@ -174,7 +216,10 @@ class Crawl:
                 with contextlib.suppress(asyncio.CancelledError):
                     await seeding
             self._usage()
-            self._summarize()
+            if not self.stopping:
+                self._summarize()
+        if self.stopping:
+            return Outcome(reason="interrupted")  # the job resumes at the next start
         if reason == "completed" and self.pages_skipped:
             reason = "max_pages"
             self.rec.warning(
@@ -204,24 +249,100 @@ class Crawl:
         for message in self.traps.summary():
             self.rec.warning(message)
 
+    def _elapsed(self) -> float:
+        """Time spent crawling this job, over every run of it (not the daemon's downtime)."""
+        return self.elapsed_before + (time.monotonic() - self.began)
+
     def _time_left(self) -> float:
-        started = self.job.started_at or utcnow()
-        return max(0.0, self.params.timeout - (utcnow() - started).total_seconds())
+        return max(0.0, self.params.timeout - self._elapsed())
 
     def _coordinate(self) -> Item:
         website = self.job.website
         host = URL(website).host or ""
         self.sites.add(urls.site_key(host))
-        self.seen.add(urls.normalize_url(website))
+        key = urls.normalize_url(website)
+        self.seen.add(key)
         link = Link(url=website, text="", title="", heading="", context="", tag="a")
-        return Item(url=website, depth=0, link=link, source_page=website, page_title="")
+        return Item(url=website, depth=0, link=link, source_page=website, page_title="", norm=key)
+
+    # -- stopping and resuming --------------------------------------------
+
+    def stop(self) -> None:
+        """The daemon is stopping: take no new work; run() returns "interrupted" once the
+        items in flight are done (or cancelled by the caller)."""
+        self.stopping = True
+        self.wakeup.set()
+
+    def _state(self) -> bytes:
+        return msgspec.msgpack.encode(
+            CrawlState(
+                started=self.started,
+                seeded=self.seeded,
+                sites=sorted(self.sites),
+                start_origin=self.start_origin,
+                pages_started=self.pages_started - self.pages_active,  # those redo their page
+                pages_skipped=self.pages_skipped,
+                probes=self.probes,
+                disallowed=self.disallowed,
+                traps=dict(self.traps.stopped),
+                elapsed_s=round(self._elapsed(), 3),
+            )
+        )
+
+    async def restore(self, cp: Checkpoint) -> None:
+        """Continue a crawl from its checkpoint: what was seen stays seen, queued work is
+        queued again as it was, and a download that was cut off is fetched again."""
+        self.resumed = True
+        if cp.state is not None:
+            st = msgspec.msgpack.decode(cp.state, type=CrawlState)
+            self.started, self.seeded = st.started, st.seeded
+            self.sites.update(st.sites)
+            self.start_origin = st.start_origin
+            self.pages_started, self.pages_skipped = st.pages_started, st.pages_skipped
+            self.probes, self.disallowed = st.probes, st.disallowed
+            self.traps.stopped.update(st.traps)
+            self.elapsed_before = st.elapsed_s
+            self.began = time.monotonic()
+        decided = {urls.normalize_url(u) for u in cp.decided}
+        recorded = {urls.normalize_url(u) for u in cp.pages}
+        self.seen |= decided
+        decode = msgspec.msgpack.Decoder(Item).decode
+        last_ord = last_candidate = 0
+        for row in cp.frontier:
+            if row.state in (SEEN, DONE) or row.item is None or row.key in decided:
+                self.seen.add(row.key)
+                continue
+            item = decode(row.item)
+            if item.candidate is not None:
+                last_candidate = max(last_candidate, item.candidate.id)
+            if row.state == DEFERRED:  # as before: a link to it may still say more
+                self.listed.add(row.key)
+                self.deferred[row.key] = (item, row.kind or "")
+                continue
+            if item.key:
+                self.listed.add(item.key)  # a sitemap's: links to it are queued too
+            else:
+                self.seen.add(row.key)
+            if item.candidate is None and row.key in recorded:
+                continue  # its page is recorded
+            self.pages_queued += item.candidate is None
+            last_ord = max(last_ord, row.ord or 0)
+            heapq.heappush(self.heap, (row.priority or 0.0, row.ord or 0, item))
+        self.counter = itertools.count(last_ord + 1)
+        self.candidate_ids = itertools.count(last_candidate + 1)
+        self.hashes = {d.sha256 for d in cp.documents}
+        numbers = [int(d.document_id.rpartition("_")[2]) for d in cp.documents]
+        self.document_ids = itertools.count(max(numbers, default=0) + 1)
+        await asyncio.to_thread(_discard_unrecorded, self.dir, {d.file_name for d in cp.documents})
 
     # -- the frontier -----------------------------------------------------
 
     def _push(self, priority: float, item: Item) -> None:
         if item.candidate is None:
             self.pages_queued += 1
-        heapq.heappush(self.heap, (priority, next(self.counter), item))
+        order = next(self.counter)
+        heapq.heappush(self.heap, (priority, order, item))
+        self.rec.queued(item.norm, priority, order, item)
         self.wakeup.set()
 
     async def _drain(self) -> None:
@@ -240,6 +361,8 @@ class Crawl:
 
     async def _worker(self) -> None:
         while True:
+            if self.stopping:
+                return
             if not self.heap:
                 if self.active == 0:
                     if self.deferred:
@@ -257,22 +380,25 @@ class Crawl:
                     if self.pages_queued == 0 and self.pages_active == 0 and not self.seeding:
                         self._navigation_done()
                     await self._download(item)
-                    continue
-                self.pages_queued -= 1
-                if item.key and self._fetched_before(item.key):
-                    continue
-                if self.pages_started >= self.params.max_pages:
-                    self.pages_skipped += 1
-                    continue
-                self.pages_active += 1
-                try:
-                    await self._process_page(item)
-                finally:
-                    self.pages_active -= 1
+                else:
+                    self.pages_queued -= 1
+                    if item.key and self._fetched_before(item.key):
+                        pass
+                    elif self.pages_started >= self.params.max_pages:
+                        self.pages_skipped += 1
+                    else:
+                        self.pages_active += 1
+                        try:
+                            await self._process_page(item)
+                        finally:
+                            self.pages_active -= 1
+                self.rec.done(item.norm)  # not when cancelled: then it is done again
             finally:
                 self.active -= 1
                 if not self.heap and self.active == 0:
                     self.wakeup.set()
+            # In the store before the next request: a crash redoes at most one item a worker.
+            await self.rec.commit()
 
     def _fetched_before(self, key: str) -> bool:
         if key in self.listed_fetched:
@@ -319,7 +445,7 @@ class Crawl:
                 content_type = header(resp, "Content-Type")
                 ctype = (content_type or "").split(";")[0].strip().lower()
                 if resp.status >= 400:
-                    self.rec.page(final, resp.status, item.depth, 0, _ms(began))
+                    self._page(item, final, resp.status, 0, began)
                     if first:
                         raise JobFailed(
                             "start_page_unreachable",
@@ -369,13 +495,20 @@ class Crawl:
             self.rec.error("fetch_failed", describe(exc), item.url)
             return
         if self.traps.duplicate_content(body):
-            self.rec.page(final, status, item.depth, 0, _ms(began))
+            self._page(item, final, status, 0, began)
             return
         page = await _parse(body, final, content_type)
-        self.rec.page(final, status, item.depth, len(page.links), _ms(began))
+        elapsed, links = _ms(began), len(page.links)
         if self.sink is not None:
             page.links = await self.sink.page(page, body, item.depth)
         await self._follow(page, item.depth)
+        # Recorded with what it found, and done in the same flush: never counted twice.
+        self.rec.page(final, status, item.depth, links, elapsed)
+        self.rec.done(item.norm)
+
+    def _page(self, item: Item, final: str, status: int, links: int, began: float) -> None:
+        self.rec.page(final, status, item.depth, links, _ms(began))
+        self.rec.done(item.norm)
 
     def _classify(
         self, resp: aiohttp.ClientResponse, ctype: str, head: bytes, url: str
@@ -394,7 +527,9 @@ class Crawl:
     def _adopt_site(self, final_url: str) -> None:
         host = URL(final_url).host or ""
         self.sites.add(urls.site_key(host))
-        self.seen.add(urls.normalize_url(final_url))
+        key = urls.normalize_url(final_url)
+        self.seen.add(key)
+        self.rec.seen(key)
         self.start_origin = origin_of(final_url)
 
     def _in_scope(self, url: str) -> bool:
@@ -416,7 +551,12 @@ class Crawl:
             self.seen.add(key)
             kind = doctypes.type_from_url(url)
             item = Item(
-                url=url, depth=depth + 1, link=link, source_page=page.url, page_title=page.title
+                url=url,
+                depth=depth + 1,
+                link=link,
+                source_page=page.url,
+                page_title=page.title,
+                norm=key,
             )
             if kind is not None:
                 if kind in self.types and self._document_admitted(item, key, kind):
@@ -424,10 +564,15 @@ class Crawl:
                     kept.append(link)
                     found.append(item)
                     kinds.append(kind)
+                else:
+                    self.rec.seen(key)
                 continue
-            if params.single_page or depth + 1 > params.max_depth:
-                continue
-            if not self._page_admitted(item, key, dated):
+            if (
+                params.single_page
+                or depth + 1 > params.max_depth
+                or not self._page_admitted(item, key, dated)
+            ):
+                self.rec.seen(key)
                 continue
             if key in self.listed:
                 item.key = key
@@ -511,6 +656,7 @@ class Crawl:
                     f"sitemaps were read in part: at most {sitemaps.MAX_FILES} files and "
                     f"{sitemaps.MAX_URLS} URLs are used per job"
                 )
+            self.seeded = True
         finally:
             self.seeding = False
             self.active -= 1
@@ -530,16 +676,21 @@ class Crawl:
                 continue
             self.listed.add(key)
             link = Link(url=url, text="", title="", heading="", context="", tag="sitemap")
-            item = Item(url=url, depth=1, link=link, source_page=source, page_title="", key=key)
+            item = Item(
+                url=url, depth=1, link=link, source_page=source, page_title="", key=key, norm=key
+            )
             kind = doctypes.type_from_url(url)
             if kind is not None:
                 if kind in self.types and self._document_admitted(item, key, kind):
                     self.deferred[key] = (item, kind)
+                    self.rec.deferred(key, item, kind)
                 else:
                     self.seen.add(key)
+                    self.rec.seen(key)
                 continue
             if params.max_depth < 1 or not self._page_admitted(item, key, False):
                 self.seen.add(key)
+                self.rec.seen(key)
                 continue
             self._push(-link_priority(self.query, url, ""), item)
 
@@ -681,6 +832,7 @@ class Crawl:
                 extracted_at=utcnow(),
             )
         )
+        self.rec.done(item.norm)  # the document, its candidate row and this: one flush
 
     async def _receive(
         self, item: Item, resp: aiohttp.ClientResponse, head: bytes, part: Path
@@ -733,6 +885,7 @@ class Crawl:
         self.rec.candidate(
             item.url, item.source_page, item.name, item.candidate.doc_type, item.score, decision
         )
+        self.rec.done(item.norm)
 
     def _too_large(self, item: Item) -> None:
         if item.probe:
@@ -760,6 +913,15 @@ async def _parse(body: bytes, url: str, ctype: str | None) -> Page:
     if len(body) <= INLINE_PARSE_BYTES:
         return parse_page(body, url, ctype)
     return await asyncio.to_thread(parse_page, body, url, ctype)
+
+
+def _discard_unrecorded(folder: Path, recorded: set[str]) -> None:
+    """Remove part files and files written but never recorded (the daemon stopped between)."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.is_file() and path.name not in recorded:
+            path.unlink(missing_ok=True)
 
 
 def _ms(began: float) -> int:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+
+import msgspec
 
 from skopd.events import (
     DocumentEvent,
@@ -30,7 +33,17 @@ from skopd.models import (
     status_view,
     utcnow,
 )
-from skopd.store import CandidateRow, PageRow, ProgressBatch, Store
+from skopd.store import (
+    DEFERRED,
+    DONE,
+    QUEUED,
+    SEEN,
+    CandidateRow,
+    FrontierRow,
+    PageRow,
+    ProgressBatch,
+    Store,
+)
 
 log = logging.getLogger("skopd.job")
 
@@ -85,6 +98,12 @@ class Recorder:
         self._status_at = 0.0
         self._done_sent = False
         self._lock = asyncio.Lock()
+        # The crawl's checkpoint: frontier entries by key (the latest state of each wins, as
+        # in the store), encoded when written; and the engine's counters, asked for at flush.
+        self._frontier: dict[str, tuple[int, float | None, int | None, str | None, Any]] = {}
+        self.crawl_state: Callable[[], bytes] | None = None
+        self._opened = 0  # batches begun (the current one is number _opened + 1)
+        self._written = 0  # batches in the store
 
     @classmethod
     async def load(cls, store: Store, bus: EventBus, job: Job) -> Recorder:
@@ -193,6 +212,51 @@ class Recorder:
         self._batch.warnings.append((message, utcnow()))
         self._event("warning", WarningEvent(message))
 
+    # -- the crawl's checkpoint ---------------------------------------------
+
+    def _mark(
+        self,
+        key: str,
+        state: int,
+        priority: float | None = None,
+        ord: int | None = None,
+        kind: str | None = None,
+        item: Any = None,
+    ) -> None:
+        known = self._frontier.get(key)
+        if known is None or state > known[0]:
+            self._frontier[key] = (state, priority, ord, kind, item)
+            self._dirty = True
+
+    def seen(self, key: str) -> None:
+        """A URL the crawl looked at and will not fetch (a trap, out of bounds, ...)."""
+        self._mark(key, SEEN)
+
+    def deferred(self, key: str, item: msgspec.Struct, kind: str) -> None:
+        """A document a sitemap lists, waiting to be judged."""
+        self._mark(key, DEFERRED, kind=kind, item=item)
+
+    def queued(self, key: str, priority: float, ord: int, item: msgspec.Struct) -> None:
+        """Work in the frontier; `item` is encoded at the flush, as it is then."""
+        self._mark(key, QUEUED, priority, ord, item=item)
+
+    def done(self, key: str) -> None:
+        """Work finished: call it with the records of what it found, with no await between."""
+        self._mark(key, DONE)
+
+    async def commit(self) -> None:
+        """Return once everything recorded so far is in the store.
+
+        Callers waiting together share one transaction: whoever gets the lock first writes
+        the batch the others' records are in too.
+        """
+        if not self._dirty and self._written >= self._opened:
+            return  # nothing recorded since the last flush, which is in the store
+        batch = self._opened + 1  # the batch being filled now
+        async with self._lock:
+            if self._written < batch:
+                await self._flush_locked()
+
     # -- state ------------------------------------------------------------
 
     def update(self, **fields: Any) -> None:
@@ -257,28 +321,45 @@ class Recorder:
     async def flush(self) -> None:
         """Write what was recorded since the last flush, then publish its events."""
         async with self._lock:
-            if not self._dirty:
-                return
-            now = time.monotonic()
-            ended = not self.job.status.is_active
-            if self._status_due or ended or now - self._status_at >= STATUS_INTERVAL_S:
-                self._event("status", self.status())
-                self._status_at = now
-                self._status_due = False
-            if ended and not self._done_sent:
-                self._event("done", self.status())
-                self._done_sent = True
-            batch, self._batch = self._batch, ProgressBatch()
-            self._dirty = False
-            batch.job_fields = {name: getattr(self.job, name) for name in _LIVE_FIELDS}
-            # Committed events must be published, and in order: a flush cancelled half way
-            # (the periodic flusher stops when the job ends) still finishes, lock held.
-            write = asyncio.ensure_future(self._write(batch))
-            try:
-                await asyncio.shield(write)
-            except asyncio.CancelledError:
-                await write
-                raise
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
+        if not self._dirty:
+            return
+        now = time.monotonic()
+        ended = not self.job.status.is_active
+        if self._status_due or ended or now - self._status_at >= STATUS_INTERVAL_S:
+            self._event("status", self.status())
+            self._status_at = now
+            self._status_due = False
+        if ended and not self._done_sent:
+            self._event("done", self.status())
+            self._done_sent = True
+        batch, self._batch = self._batch, ProgressBatch()
+        self._dirty = False
+        self._opened += 1
+        number = self._opened
+        batch.job_fields = {name: getattr(self.job, name) for name in _LIVE_FIELDS}
+        if self._frontier:
+            encode = _ENCODER.encode
+            batch.frontier = [
+                FrontierRow(key, s, p, o, k, None if i is None or s == DONE else encode(i))
+                for key, (s, p, o, k, i) in self._frontier.items()
+            ]
+            self._frontier = {}
+        if self.crawl_state is not None:
+            batch.crawl_state = self.crawl_state()
+        # Committed events must be published, and in order: a flush cancelled half way
+        # (the periodic flusher stops when the job ends) still finishes, lock held.
+        write = asyncio.ensure_future(self._write(batch))
+        try:
+            await asyncio.shield(write)
+        except asyncio.CancelledError:
+            await write
+            raise
+        finally:
+            if write.done() and not write.cancelled() and write.exception() is None:
+                self._written = number
 
     async def _write(self, batch: ProgressBatch) -> None:
         await self.store.record_progress(self.job.job_id, batch)
@@ -292,6 +373,9 @@ class Recorder:
             due = max(due + interval, loop.time())
             await asyncio.sleep(due - loop.time())
             await self.flush()
+
+
+_ENCODER = msgspec.msgpack.Encoder()
 
 
 def _ts(value: datetime) -> str:
