@@ -1,0 +1,143 @@
+"""A slow fixture website for crash-safety tests: a crawl of it takes a few seconds, so a
+daemon can be killed in the middle of one.
+
+``make_slowsite()`` returns a fresh aiohttp app; ``app[HITS]`` counts requests per
+``path_qs`` of its pages and documents (robots.txt and the sitemap are not counted).
+
+  /                         links /s/0 ... /s/{SECTIONS-1}
+  /s/{i}                    links its pages /s/{i}/p/{j} and back to /
+  /s/{i}/p/{j}              links the previous and next page of its section; some link a
+                            relevant report ("Annual budget report 2024, part N") and some an
+                            unrelated leaflet ("Cafeteria menu, week N")
+  /docs/report-{n}.pdf      RELEVANT documents; /docs/menu-{n}.pdf UNRELATED ones. Each is
+                            streamed in DOC_CHUNKS chunks, DOC_CHUNK_DELAY_S apart, so a
+                            download can be cut off half way
+  /sitemap.xml              lists the sections and every third page
+
+Every page answers after PAGE_DELAY_S. Every document's bytes are distinct, so no download
+is a duplicate of another and the same documents come back whatever the crawl's order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Final
+
+from aiohttp import web
+
+HITS: Final = web.AppKey[collections.Counter[str]]("slowsite_hits")
+
+SECTIONS: Final = 8
+PAGES_PER_SECTION: Final = 10
+PAGE_DELAY_S: Final = 0.06
+DOC_CHUNKS: Final = 4
+DOC_CHUNK_BYTES: Final = 8192
+DOC_CHUNK_DELAY_S: Final = 0.05
+PROMPT: Final = "annual budget report 2024"
+
+# Page (section, page) -> the documents it links: every third page a report, every fourth
+# a menu (a page may link both).
+REPORTS: Final = {
+    (i, j): f"/docs/report-{i * PAGES_PER_SECTION + j}.pdf"
+    for i in range(SECTIONS)
+    for j in range(PAGES_PER_SECTION)
+    if (i * PAGES_PER_SECTION + j) % 3 == 0
+}
+MENUS: Final = {
+    (i, j): f"/docs/menu-{i * PAGES_PER_SECTION + j}.pdf"
+    for i in range(SECTIONS)
+    for j in range(PAGES_PER_SECTION)
+    if (i * PAGES_PER_SECTION + j) % 4 == 1
+}
+RELEVANT: Final = frozenset(REPORTS.values())
+UNRELATED: Final = frozenset(MENUS.values())
+PAGES: Final = 1 + SECTIONS + SECTIONS * PAGES_PER_SECTION
+
+
+def document_bytes(path: str) -> bytes:
+    """A small valid-looking PDF, different for every path."""
+    body = (f"%PDF-1.4\n% {path}\n".encode()).ljust(DOC_CHUNK_BYTES * DOC_CHUNKS - 7, b".")
+    return body + b"\n%%EOF\n"
+
+
+def _html(title: str, body: str) -> str:
+    return f"<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"
+
+
+def make_slowsite() -> web.Application:
+    hits: collections.Counter[str] = collections.Counter()
+
+    async def home(request: web.Request) -> web.Response:
+        hits[request.path_qs] += 1
+        await asyncio.sleep(PAGE_DELAY_S)
+        links = "".join(
+            f'<li><a href="/s/{i}">Department {i} publications</a></li>' for i in range(SECTIONS)
+        )
+        return web.Response(text=_html("Town hall", f"<ul>{links}</ul>"), content_type="text/html")
+
+    async def section(request: web.Request) -> web.Response:
+        hits[request.path_qs] += 1
+        i = int(request.match_info["i"])
+        await asyncio.sleep(PAGE_DELAY_S)
+        links = "".join(
+            f'<li><a href="/s/{i}/p/{j}">Department {i} notice {j}</a></li>'
+            for j in range(PAGES_PER_SECTION)
+        )
+        body = f'<h1>Department {i}</h1><ul>{links}</ul><a href="/">Home</a>'
+        return web.Response(text=_html(f"Department {i}", body), content_type="text/html")
+
+    async def page(request: web.Request) -> web.Response:
+        hits[request.path_qs] += 1
+        i, j = int(request.match_info["i"]), int(request.match_info["j"])
+        await asyncio.sleep(PAGE_DELAY_S)
+        n = i * PAGES_PER_SECTION + j
+        parts = [f"<h1>Department {i}, notice {j}</h1>"]
+        if (i, j) in REPORTS:
+            parts.append(
+                f'<p><a href="{REPORTS[i, j]}">Annual budget report 2024, part {n}</a></p>'
+            )
+        if (i, j) in MENUS:
+            parts.append(f'<p><a href="{MENUS[i, j]}">Cafeteria menu, week {n}</a></p>')
+        nav = [j - 1, j + 1]
+        parts += [
+            f'<a href="/s/{i}/p/{k}">Next notice {k}</a>' for k in nav if 0 <= k < PAGES_PER_SECTION
+        ]
+        parts.append(f'<a href="/s/{i}">Back to department {i}</a>')
+        return web.Response(text=_html(f"Notice {n}", "".join(parts)), content_type="text/html")
+
+    async def document(request: web.Request) -> web.StreamResponse:
+        hits[request.path_qs] += 1
+        data = document_bytes(request.path)
+        resp = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        for start in range(0, len(data), DOC_CHUNK_BYTES):
+            await asyncio.sleep(DOC_CHUNK_DELAY_S)
+            await resp.write(data[start : start + DOC_CHUNK_BYTES])
+        await resp.write_eof()
+        return resp
+
+    async def sitemap(request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        paths = [f"/s/{i}" for i in range(SECTIONS)] + [
+            f"/s/{i}/p/{j}"
+            for i in range(SECTIONS)
+            for j in range(PAGES_PER_SECTION)
+            if (i + j) % 3 == 0
+        ]
+        entries = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
+        return web.Response(
+            text='<?xml version="1.0" encoding="UTF-8"?>'
+            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>',
+            content_type="application/xml",
+        )
+
+    app = web.Application()
+    app[HITS] = hits
+    app.router.add_get("/", home)
+    app.router.add_get("/s/{i:\\d+}", section)
+    app.router.add_get("/s/{i:\\d+}/p/{j:\\d+}", page)
+    app.router.add_get("/docs/{name}", document)
+    app.router.add_get("/sitemap.xml", sitemap)
+    return app

@@ -1,0 +1,309 @@
+"""Crash safety: `skopd serve` as a real process crawling a slow site, killed (SIGKILL) or
+stopped (SIGTERM) in the middle of a job, then started again on the same database. The job
+resumes where it stopped and ends with exactly the documents of a run never interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import json
+import signal
+import socket
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.sites import slowsite
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = 4  # requests in flight at most: the crawler's workers
+STOP_LIMIT_S = 10.0
+KILL_AFTER_PAGES = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+class Skopd:
+    """`python -m skopd serve` with its own database and documents folder."""
+
+    def __init__(self, workdir: Path) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.workdir = workdir
+        self.port = _free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.database = workdir / "skopd.db"
+        self.documents = workdir / "documents"
+        self.log = workdir / "stderr.log"
+        self.config = workdir / "config.toml"
+        self.config.write_text(
+            f"[server]\nport = {self.port}\n"
+            f'[storage]\ndatabase = "{self.database}"\ndocuments_dir = "{self.documents}"\n'
+            '[relevance]\nbackend = "lexical"\n'
+            "[crawler]\nallow_private_networks = true\nrequest_timeout_s = 10.0\n"
+            f"concurrency = {CONCURRENCY}\nper_host_concurrency = {CONCURRENCY}\n"
+        )
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self, http: aiohttp.ClientSession) -> None:
+        with self.log.open("ab") as err:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "skopd", "serve", "--config", str(self.config),
+                cwd=ROOT, stdout=err, stderr=err,
+            )  # fmt: skip
+        for _ in range(600):
+            if self.proc.returncode is not None:
+                raise AssertionError(f"skopd exited at start; log:\n{self.stderr()}")
+            try:
+                async with http.get(f"{self.base}/healthz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"skopd did not answer; log:\n{self.stderr()}")
+
+    async def signal(self, sig: signal.Signals) -> tuple[int, float]:
+        """(exit code, seconds it took to exit)."""
+        assert self.proc is not None
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        self.proc.send_signal(sig)
+        try:
+            code = await asyncio.wait_for(self.proc.wait(), STOP_LIMIT_S + 5)
+        except TimeoutError:
+            raise AssertionError(f"still running after {sig.name}; log:\n{self.stderr()}") from None
+        return code, loop.time() - began
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.kill()
+
+    def stderr(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+
+@pytest.fixture
+async def spawn(tmp_path: Path) -> AsyncIterator[Callable[[str], Skopd]]:
+    daemons: list[Skopd] = []
+
+    def factory(name: str) -> Skopd:
+        d = Skopd(tmp_path / name)
+        daemons.append(d)
+        return d
+
+    yield factory
+    for d in daemons:
+        d.kill()
+        if d.proc is not None:
+            await d.proc.wait()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def slow_server(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> Callable[[], Awaitable[TestServer]]:
+    """A fresh slow site (fresh request counts) for each run."""
+
+    async def make() -> TestServer:
+        return await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
+
+    return make
+
+
+async def _submit(http: aiohttp.ClientSession, d: Skopd, site: TestServer) -> str:
+    body = {
+        "website": str(site.make_url("/")),
+        "prompt": slowsite.PROMPT,
+        "parameters": {"max_depth": 10},
+    }
+    async with http.post(f"{d.base}/scrape", json=body) as resp:
+        assert resp.status == 201, await resp.text()
+        job_id: str = (await resp.json())["job_id"]
+    return job_id
+
+
+async def _status(http: aiohttp.ClientSession, d: Skopd, job_id: str) -> dict[str, Any]:
+    async with http.get(f"{d.base}/scrape/status/{job_id}") as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def _wait_ended(http: aiohttp.ClientSession, d: Skopd, job_id: str) -> dict[str, Any]:
+    for _ in range(1200):
+        status = await _status(http, d, job_id)
+        if not status["is_active"]:
+            return status
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"job still running: {status}")
+
+
+async def _wait_pages(http: aiohttp.ClientSession, d: Skopd, job_id: str, pages: int) -> None:
+    for _ in range(1200):
+        status = await _status(http, d, job_id)
+        assert status["is_active"], f"the job ended before it could be interrupted: {status}"
+        if status["total_pages_crawled"] >= pages:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the job did not reach {pages} pages")
+
+
+async def _results(http: aiohttp.ClientSession, d: Skopd, job_id: str) -> dict[str, Any]:
+    async with http.get(f"{d.base}/scrape/results/{job_id}") as resp:
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+    return body
+
+
+async def _events(
+    http: aiohttp.ClientSession, d: Skopd, job_id: str, after: int = 0
+) -> list[tuple[int, str, Any]]:
+    """The ended job's event history after `after`, replayed by its stream: (id, event, data)."""
+    events: list[tuple[int, str, Any]] = []
+    current: dict[str, str] = {}
+    headers = {"Last-Event-ID": str(after)} if after else {}
+    async with http.get(f"{d.base}/scrape/events/{job_id}", headers=headers) as resp:
+        assert resp.status == 200
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\r\n")
+            if not line:
+                if "id" in current:
+                    events.append(
+                        (int(current["id"]), current["event"], json.loads(current["data"]))
+                    )
+                current = {}
+                continue
+            if line.startswith(":"):
+                continue
+            field, _, value = line.partition(":")
+            current[field] = value.removeprefix(" ")
+    return events
+
+
+def _path(url: str) -> str:
+    """The site is served on a new port for each run: URLs compare by their path."""
+    return "/" + url.split("/", 3)[3]
+
+
+def _documents(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(path, sha256, name) of each document."""
+    return sorted((_path(doc["url"]), doc["sha256"], doc["name"]) for doc in results["documents"])
+
+
+async def _reference(
+    http: aiohttp.ClientSession, spawn: Callable[[str], Skopd], make_site: Any
+) -> tuple[list[tuple[str, str, str]], int]:
+    """The documents and page count of a run never interrupted."""
+    site = await make_site()
+    d = spawn("reference")
+    await d.start(http)
+    job_id = await _submit(http, d, site)
+    status = await _wait_ended(http, d, job_id)
+    assert status["status"] == "completed", status
+    docs = _documents(await _results(http, d, job_id))
+    assert {path for path, _, _ in docs} == slowsite.RELEVANT  # the site is what it says
+    assert status["total_pages_crawled"] == slowsite.PAGES
+    assert max(site.app[slowsite.HITS].values()) == 1
+    code, _ = await d.signal(signal.SIGTERM)
+    assert code == 0
+    return docs, status["total_pages_crawled"]
+
+
+def _in_store(d: Skopd, job_id: str) -> tuple[str, int]:
+    """The job's status and its last event id, as the stopped daemon left them."""
+    with sqlite3.connect(d.database) as conn:
+        row = conn.execute("SELECT status FROM jobs WHERE job_id = ?", (job_id,)).fetchone()
+        last = conn.execute("SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)).fetchone()
+    return row[0], last[0]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_an_interrupted_job_resumes_and_ends_with_the_same_documents(
+    http: aiohttp.ClientSession,
+    spawn: Callable[[str], Skopd],
+    slow_server: Callable[[], Awaitable[TestServer]],
+    sig: signal.Signals,
+) -> None:
+    reference, reference_pages = await _reference(http, spawn, slow_server)
+
+    site = await slow_server()
+    hits = site.app[slowsite.HITS]
+    d = spawn("interrupted")
+    await d.start(http)
+    job_id = await _submit(http, d, site)
+    await _wait_pages(http, d, job_id, KILL_AFTER_PAGES)
+    code, took = await d.signal(sig)
+    if sig is signal.SIGTERM:
+        assert code == 0, d.stderr()
+        assert took < STOP_LIMIT_S
+        assert "Traceback" not in d.stderr()
+    else:
+        assert code == -signal.SIGKILL
+    # Neither failed nor cancelled: left running, for the next start.
+    stored_status, last_event = _in_store(d, job_id)
+    assert stored_status == "in_progress"
+    fetched_before = sum(hits.values())
+    assert fetched_before < slowsite.PAGES + len(slowsite.RELEVANT)
+
+    await d.start(http)
+    status = await _wait_ended(http, d, job_id)
+    assert status["status"] == "completed", status
+    resumed = [w for w in status["warnings"] if w.startswith("resumed after daemon restart: ")]
+    assert len(resumed) == 1, status["warnings"]
+    assert int(resumed[0].split(": ")[1].split()[0]) >= KILL_AFTER_PAGES
+
+    # Exactly the documents of the uninterrupted run, none twice, and every page once.
+    results = await _results(http, d, job_id)
+    assert _documents(results) == reference
+    assert status["total_pages_crawled"] == reference_pages
+    assert results["total_documents_downloaded"] == len(reference)
+
+    # On disk: one file per document, with its bytes; nothing half written is left.
+    folder = d.documents / job_id
+    files = sorted(folder.iterdir())
+    assert not [f.name for f in files if f.name.startswith(".part")]
+    on_disk = collections.Counter(hashlib.sha256(f.read_bytes()).hexdigest() for f in files)
+    assert on_disk == collections.Counter(sha for _, sha, _ in reference)
+
+    # Resumed, not started again: the start page was fetched once, and what was fetched
+    # twice is at most what was in flight when the daemon went down.
+    assert hits["/"] == 1
+    twice = sorted(path for path, n in hits.items() if n > 1)
+    assert len(twice) <= CONCURRENCY, twice
+
+    # The event stream continues the same sequence: ids 1, 2, 3, ... with no gap and no id
+    # used twice, one page event per page, one downloaded event per document.
+    events = await _events(http, d, job_id)
+    assert [seq for seq, _, _ in events] == list(range(1, len(events) + 1))
+    pages = [data["url"] for _, name, data in events if name == "page"]
+    assert len(pages) == len(set(pages)) == reference_pages
+    downloaded = [
+        _path(data["url"])
+        for _, name, data in events
+        if name == "document" and data["decision"] == "downloaded"
+    ]
+    assert sorted(downloaded) == [url for url, _, _ in reference]
+    assert events[-1][1] == "done"
+    # A client that saw the events up to the stop continues with exactly the rest.
+    assert await _events(http, d, job_id, after=last_event) == events[last_event:]
+
+    code, _ = await d.signal(signal.SIGTERM)
+    assert code == 0
