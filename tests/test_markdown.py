@@ -247,3 +247,16 @@ def test_source_line_breaks_fold_outside_pre() -> None:
     html = "<main><p>one\n   two\nthree</p><pre>keep\n  this\n</pre></main>"
     md = page_content(html, "https://x.example/").markdown
     assert md == "one two three\n\n```\nkeep\n  this\n```\n"
+
+
+def test_deeply_nested_wrappers_keep_their_text() -> None:
+    html = "<body><h1>T</h1>" + "<div>" * 1500 + "<p>deep text</p>" + "</div>" * 1500
+    md = page_content(html + "<p>after</p></body>", "https://x.example/").markdown
+    assert md == "# T\n\ndeep text\n\nafter\n"
+
+
+def test_binary_garbage_and_control_characters() -> None:
+    noise = bytes(range(256)) * 400
+    assert isinstance(page_content(noise, "https://x.example/").markdown, str)
+    html = b"<main><p>bell\x07 and\x0b vertical tab</p><a>no href</a></main>"
+    assert page_content(html, "https://x.example/").markdown == "bell and vertical tab\n\nno href\n"

@@ -269,3 +269,26 @@ def test_a_two_column_table_or_a_definition_list_is_one_item() -> None:
             "link": "https://shop.example/files/report-2024.pdf",
         }
     ]
+
+
+def test_tables_with_the_same_columns_are_one_listing() -> None:
+    def section(title: str, rows: list[tuple[str, str]]) -> str:
+        body = "".join(f"<tr><td>{name}</td><td>{price}</td></tr>" for name, price in rows)
+        return f"<h2>{title}</h2><table><tr><th>Name</th><th>Price</th></tr>{body}</table>"
+
+    html = page(
+        body=section("Rakes", [("Rake", "19.90"), ("Leaf rake", "14.00")])
+        + section("Spades", [("Spade", "24.00")])
+        + "<table><tr><th>Name</th><th>Opening hours</th></tr><tr><td>Shop</td><td>9-18</td></tr>"
+        "</table>"
+    )
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "price": {"type": "number"}},
+        "required": ["price"],
+    }
+    assert structured_items(html, URL, schema) == [
+        {"name": "Rake", "price": 19.9},
+        {"name": "Leaf rake", "price": 14.0},
+        {"name": "Spade", "price": 24.0},
+    ]

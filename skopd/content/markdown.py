@@ -358,7 +358,7 @@ def _prepare(main: etree._Element, base: str) -> None:
     for a in main.iter("a"):
         href = (a.get("href") or "").strip()
         if not href or href.lower().startswith(("javascript:", "data:")):
-            del a.attrib["href"]
+            a.attrib.pop("href", "")
         else:
             a.set("href", urljoin(base, href))
     for img in list(main.iter("img")):
@@ -369,29 +369,36 @@ def _prepare(main: etree._Element, base: str) -> None:
             img.set("src", urljoin(base, src))
     for pre in main.iter("pre"):
         _code_language(pre)
-    _fold_whitespace(main)
+    if _fold_whitespace(main) > _MAX_DEPTH:
+        # The converter stops at its depth limit; such depth is always wrappers.
+        etree.strip_tags(main, *_WRAPPERS)
     for kept in main.iter("form", "nav"):
         kept.tag = "div"  # the converter drops these; the ones still here are content
     if main.tag in ("form", "nav"):
         main.tag = "div"
 
 
+_MAX_DEPTH: Final = 500  # html-to-markdown leaves out what is nested deeper than 1024
+_WRAPPERS: Final = ("div", "span", "font", "section", "center", "article", "main", "small")
 _SPACES: Final = re.compile(r"[ \t\r\n\f]+")  # not U+00A0: a no-break space is meant
 
 
-def _fold_whitespace(main: etree._Element) -> None:
+def _fold_whitespace(main: etree._Element) -> int:
     """Line breaks of the HTML source are spaces, as a browser shows them, outside <pre>:
-    a paragraph becomes one Markdown line."""
-    stack = [main]
+    a paragraph becomes one Markdown line. Returns the depth of the tree."""
+    stack = [(main, 0)]
+    deepest = 0
     while stack:
-        element = stack.pop()
+        element, depth = stack.pop()
+        deepest = max(deepest, depth)
         if element.text and "\n" in element.text:
             element.text = _SPACES.sub(" ", element.text)
         for child in element:
             if child.tail and "\n" in child.tail:
                 child.tail = _SPACES.sub(" ", child.tail)
             if isinstance(child.tag, str) and child.tag not in ("pre", "textarea", "xmp"):
-                stack.append(child)
+                stack.append((child, depth + 1))
+    return deepest
 
 
 def _code_language(pre: etree._Element) -> None:

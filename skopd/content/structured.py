@@ -89,13 +89,18 @@ def structured_items(
         found, score = _fit([m for n in source if (m := map_item(n, item)) is not None], item)
         if score > best_score:
             best, best_score = found, score
+    # Tables with the same columns (a listing cut into one table per category or page
+    # section) are one source; a label/value table or a <dl> is an item of its own.
+    tables: dict[tuple[str, ...], list[Item]] = {}
+    singles: list[list[Item]] = []
     for table in root.iter("table"):
-        for found in (_table_items(table, item, url), _pairs_item(_table_pairs(table), item, url)):
-            kept, score = _fit(found, item)
-            if score > best_score:
-                best, best_score = kept, score
-    for dl in root.iter("dl"):
-        kept, score = _fit(_pairs_item(_dl_pairs(dl), item, url), item)
+        columns, rows = _table_items(table, item, url)
+        if rows:
+            tables.setdefault(columns, []).extend(rows)
+        singles.append(_pairs_item(_table_pairs(table), item, url))
+    singles.extend(_pairs_item(_dl_pairs(dl), item, url) for dl in root.iter("dl"))
+    for found in [*tables.values(), *singles]:
+        kept, score = _fit(found, item)
         if score > best_score:
             best, best_score = kept, score
     return best[:_MAX_ITEMS]
@@ -209,18 +214,21 @@ def _rows(table: etree._Element) -> list[etree._Element]:
     return rows
 
 
-def _table_items(table: etree._Element, item: Mapping[str, Any], url: str) -> list[Item]:
+def _table_items(
+    table: etree._Element, item: Mapping[str, Any], url: str
+) -> tuple[tuple[str, ...], list[Item]]:
+    """(the table's normalized headers, an item per row) for a table with a header row."""
     rows = _rows(table)
     if len(rows) < 2:
-        return []
+        return (), []
     first = _cells(rows[0])
     if len({c.tag for c in first}) > 1:
-        return []  # a row header and its value: a two-column description, not a header row
+        return (), []  # a row header and its value: a two-column description
     headers = [text_of(c) for c in first]
     props: dict[str, Any] = item["properties"]
     column = _columns(headers, list(props))
     if not column:
-        return []
+        return (), []
     link_prop = next(
         (p for p in props if _norm(p) in _URL_PROPS and p not in column.values()), None
     )
@@ -241,7 +249,7 @@ def _table_items(table: etree._Element, item: Mapping[str, Any], url: str) -> li
         mapped = map_item(raw, item)
         if mapped is not None:
             items.append(mapped)
-    return items
+    return tuple(_norm(h) for h in headers), items
 
 
 def _columns(headers: list[str], props: list[str]) -> dict[int, str]:
