@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.conftest import Daemon, submit, wait_done
 from tests.sites import slowsite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -307,3 +308,37 @@ async def test_an_interrupted_job_resumes_and_ends_with_the_same_documents(
 
     code, _ = await d.signal(signal.SIGTERM)
     assert code == 0
+
+
+async def test_stopped_while_reading_the_sitemaps_resumes_without_duplicates(
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """In process: the daemon stops while the second sitemap has not answered. The next
+    start reads the sitemaps again, queues only what it had not seen, and still finds the
+    document that only that sitemap lists."""
+    app = slowsite.make_slowsite(hold_sitemap=True)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    crawler = {"concurrency": CONCURRENCY, "per_host_concurrency": CONCURRENCY}
+    d = await daemon_factory(crawler=crawler)
+    assert d.client is not None
+    job_id = await submit(d.client, str(site.make_url("/")), slowsite.PROMPT, max_depth=10)
+    for _ in range(1000):
+        status = await (await d.client.get(f"/scrape/status/{job_id}")).json()
+        if status["total_pages_crawled"] >= 20:
+            break
+        await asyncio.sleep(0.02)
+    await d.stop()  # the crawl cannot end before the sitemap answers: it is mid-crawl
+    app[slowsite.SITEMAP_GATE].set()
+
+    client = await d.start()
+    status = await wait_done(client, job_id, timeout=60)
+    assert status["status"] == "completed", status
+    assert any(w.startswith("resumed after daemon restart: ") for w in status["warnings"])
+    results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    paths = [_path(doc["url"]) for doc in results["documents"]]
+    assert sorted(paths) == sorted(slowsite.RELEVANT)  # the appendix too, and none twice
+    assert status["total_pages_crawled"] == slowsite.PAGES
+    hits = app[slowsite.HITS]
+    assert hits["/"] == 1
+    assert len([p for p, n in hits.items() if n > 1]) <= CONCURRENCY

@@ -12,7 +12,10 @@ daemon can be killed in the middle of one.
   /docs/report-{n}.pdf      RELEVANT documents; /docs/menu-{n}.pdf UNRELATED ones. Each is
                             streamed in DOC_CHUNKS chunks, DOC_CHUNK_DELAY_S apart, so a
                             download can be cut off half way
-  /sitemap.xml              lists the sections and every third page
+  /sitemap.xml              a sitemap index of /sitemap-1.xml (the sections) and
+                            /sitemap-2.xml (every third page, and APPENDIX, a relevant text
+                            document no page links); with `hold_sitemap`, /sitemap-2.xml
+                            answers only once `app[SITEMAP_GATE]` is set
 
 Every page answers after PAGE_DELAY_S. Every document's bytes are distinct, so no download
 is a duplicate of another and the same documents come back whatever the crawl's order.
@@ -27,6 +30,7 @@ from typing import Final
 from aiohttp import web
 
 HITS: Final = web.AppKey[collections.Counter[str]]("slowsite_hits")
+SITEMAP_GATE: Final = web.AppKey[asyncio.Event]("slowsite_sitemap_gate")
 
 SECTIONS: Final = 8
 PAGES_PER_SECTION: Final = 10
@@ -50,13 +54,16 @@ MENUS: Final = {
     for j in range(PAGES_PER_SECTION)
     if (i * PAGES_PER_SECTION + j) % 4 == 1
 }
-RELEVANT: Final = frozenset(REPORTS.values())
+APPENDIX: Final = "/docs/annual-budget-report-2024-appendix.txt"
+RELEVANT: Final = frozenset({*REPORTS.values(), APPENDIX})
 UNRELATED: Final = frozenset(MENUS.values())
 PAGES: Final = 1 + SECTIONS + SECTIONS * PAGES_PER_SECTION
 
 
 def document_bytes(path: str) -> bytes:
-    """A small valid-looking PDF, different for every path."""
+    """A small valid-looking PDF (or text), different for every path."""
+    if path.endswith(".txt"):
+        return b"Annual budget report 2024: appendix\n\n" + b"Tables of the budget.\n" * 40
     body = (f"%PDF-1.4\n% {path}\n".encode()).ljust(DOC_CHUNK_BYTES * DOC_CHUNKS - 7, b".")
     return body + b"\n%%EOF\n"
 
@@ -65,8 +72,11 @@ def _html(title: str, body: str) -> str:
     return f"<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"
 
 
-def make_slowsite() -> web.Application:
+def make_slowsite(hold_sitemap: bool = False) -> web.Application:
     hits: collections.Counter[str] = collections.Counter()
+    gate = asyncio.Event()
+    if not hold_sitemap:
+        gate.set()
 
     async def home(request: web.Request) -> web.Response:
         hits[request.path_qs] += 1
@@ -109,7 +119,8 @@ def make_slowsite() -> web.Application:
     async def document(request: web.Request) -> web.StreamResponse:
         hits[request.path_qs] += 1
         data = document_bytes(request.path)
-        resp = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        ctype = "text/plain" if request.path.endswith(".txt") else "application/pdf"
+        resp = web.StreamResponse(headers={"Content-Type": ctype})
         resp.content_length = len(data)
         await resp.prepare(request)
         for start in range(0, len(data), DOC_CHUNK_BYTES):
@@ -118,26 +129,41 @@ def make_slowsite() -> web.Application:
         await resp.write_eof()
         return resp
 
-    async def sitemap(request: web.Request) -> web.Response:
+    def xml(kind: str, tag: str, base: str, paths: list[str]) -> web.Response:
+        entries = "".join(f"<{tag}><loc>{base}{p}</loc></{tag}>" for p in paths)
+        return web.Response(
+            text='<?xml version="1.0" encoding="UTF-8"?>'
+            f'<{kind} xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</{kind}>',
+            content_type="application/xml",
+        )
+
+    async def sitemap_index(request: web.Request) -> web.Response:
         base = f"{request.scheme}://{request.host}"
-        paths = [f"/s/{i}" for i in range(SECTIONS)] + [
+        return xml("sitemapindex", "sitemap", base, ["/sitemap-1.xml", "/sitemap-2.xml"])
+
+    async def sitemap_1(request: web.Request) -> web.Response:
+        base = f"{request.scheme}://{request.host}"
+        return xml("urlset", "url", base, [f"/s/{i}" for i in range(SECTIONS)])
+
+    async def sitemap_2(request: web.Request) -> web.Response:
+        await gate.wait()
+        base = f"{request.scheme}://{request.host}"
+        paths = [
             f"/s/{i}/p/{j}"
             for i in range(SECTIONS)
             for j in range(PAGES_PER_SECTION)
             if (i + j) % 3 == 0
         ]
-        entries = "".join(f"<url><loc>{base}{p}</loc></url>" for p in paths)
-        return web.Response(
-            text='<?xml version="1.0" encoding="UTF-8"?>'
-            f'<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">{entries}</urlset>',
-            content_type="application/xml",
-        )
+        return xml("urlset", "url", base, [*paths, APPENDIX])
 
     app = web.Application()
     app[HITS] = hits
+    app[SITEMAP_GATE] = gate
     app.router.add_get("/", home)
     app.router.add_get("/s/{i:\\d+}", section)
     app.router.add_get("/s/{i:\\d+}/p/{j:\\d+}", page)
     app.router.add_get("/docs/{name}", document)
-    app.router.add_get("/sitemap.xml", sitemap)
+    app.router.add_get("/sitemap.xml", sitemap_index)
+    app.router.add_get("/sitemap-1.xml", sitemap_1)
+    app.router.add_get("/sitemap-2.xml", sitemap_2)
     return app
