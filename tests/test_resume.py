@@ -13,13 +13,18 @@ import socket
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from skopd.crawl.engine import CrawlState
+from skopd.models import utcnow
 from tests.conftest import Daemon, submit, wait_done
 from tests.sites import slowsite
 
@@ -310,25 +315,36 @@ async def test_an_interrupted_job_resumes_and_ends_with_the_same_documents(
     assert code == 0
 
 
-async def test_stopped_while_reading_the_sitemaps_resumes_without_duplicates(
+async def _stopped_mid_crawl(
     daemon_factory: Callable[..., Awaitable[Daemon]],
     aiohttp_server: Callable[..., Awaitable[TestServer]],
-) -> None:
-    """In process: the daemon stops while the second sitemap has not answered. The next
-    start reads the sitemaps again, queues only what it had not seen, and still finds the
-    document that only that sitemap lists."""
+    **params: Any,
+) -> tuple[Daemon, web.Application, str]:
+    """In process: a job on the slow site, stopped with the daemon while the site's second
+    sitemap has not answered (so the crawl cannot have ended)."""
     app = slowsite.make_slowsite(hold_sitemap=True)
     site = await aiohttp_server(app, host="127.0.0.1")
     crawler = {"concurrency": CONCURRENCY, "per_host_concurrency": CONCURRENCY}
     d = await daemon_factory(crawler=crawler)
     assert d.client is not None
-    job_id = await submit(d.client, str(site.make_url("/")), slowsite.PROMPT, max_depth=10)
+    url = str(site.make_url("/"))
+    job_id = await submit(d.client, url, slowsite.PROMPT, max_depth=10, **params)
     for _ in range(1000):
         status = await (await d.client.get(f"/scrape/status/{job_id}")).json()
         if status["total_pages_crawled"] >= 20:
             break
         await asyncio.sleep(0.02)
-    await d.stop()  # the crawl cannot end before the sitemap answers: it is mid-crawl
+    await d.stop()
+    return d, app, job_id
+
+
+async def test_stopped_while_reading_the_sitemaps_resumes_without_duplicates(
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """The next start reads the sitemaps again, queues only what it had not seen, and still
+    finds the document that only the late sitemap lists."""
+    d, app, job_id = await _stopped_mid_crawl(daemon_factory, aiohttp_server)
     app[slowsite.SITEMAP_GATE].set()
 
     client = await d.start()
@@ -342,3 +358,47 @@ async def test_stopped_while_reading_the_sitemaps_resumes_without_duplicates(
     hits = app[slowsite.HITS]
     assert hits["/"] == 1
     assert len([p for p, n in hits.items() if n > 1]) <= CONCURRENCY
+
+
+def _rewrite(
+    db: Path, job_id: str, elapsed_s: float | None = None, started_hours_ago: int = 0
+) -> None:
+    """What the stopped daemon left, as after a long downtime or a long first run."""
+    with sqlite3.connect(db) as conn:
+        if started_hours_ago:
+            started = (utcnow() - timedelta(hours=started_hours_ago)).isoformat()
+            conn.execute("UPDATE jobs SET started_at = ? WHERE job_id = ?", (started, job_id))
+        if elapsed_s is not None:
+            (blob,) = conn.execute(
+                "SELECT crawl_state FROM jobs WHERE job_id = ?", (job_id,)
+            ).fetchone()
+            state = msgspec.msgpack.decode(blob, type=CrawlState)
+            state.elapsed_s = elapsed_s
+            blob = msgspec.msgpack.encode(state)
+            conn.execute("UPDATE jobs SET crawl_state = ? WHERE job_id = ?", (blob, job_id))
+
+
+async def test_the_timeout_counts_crawling_time_not_downtime(
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    # Down for two hours after a short run: the 60 s budget is not spent; the job completes.
+    d, app, job_id = await _stopped_mid_crawl(daemon_factory, aiohttp_server, timeout=60)
+    _rewrite(d.cfg.database_path, job_id, started_hours_ago=2)
+    app[slowsite.SITEMAP_GATE].set()
+    client = await d.start()
+    status = await wait_done(client, job_id, timeout=60)
+    assert status["status"] == "completed", status
+    assert not any("timeout" in w for w in status["warnings"]), status["warnings"]
+    results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    assert len(results["documents"]) == len(slowsite.RELEVANT)
+    await d.stop()
+
+    # 59.5 s of crawling before the stop: the resumed job has half a second left.
+    d, app, job_id = await _stopped_mid_crawl(daemon_factory, aiohttp_server, timeout=60)
+    _rewrite(d.cfg.database_path, job_id, elapsed_s=59.5)
+    client = await d.start()  # the late sitemap never answers: only the timeout ends it
+    status = await wait_done(client, job_id, timeout=30)
+    assert status["status"] == "completed", status
+    assert "timeout of 60 s reached; results are what was found by then" in status["warnings"]
+    app[slowsite.SITEMAP_GATE].set()
