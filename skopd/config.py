@@ -13,6 +13,7 @@ from pathlib import Path
 import msgspec
 
 from skopd import __version__
+from skopd.crawl.netpolicy import network_problem
 
 
 class ConfigError(Exception):
@@ -29,12 +30,15 @@ class ServerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class StorageConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     database: str = "var/skopd.db"
     documents_dir: str = "var/documents"
+    min_free_disk_mb: int = 512
 
 
 class JobsConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_concurrent_jobs: int = 4
     max_queued_jobs: int = 100
     cache_window_s: int = 3600
+    max_queued_per_key: int = 20
+    max_job_bytes_mb: int = 2048
 
 
 class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -43,9 +47,12 @@ class CrawlerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     per_host_delay_ms: int = 0
     user_agent: str = f"skopd/{__version__} (+self-hosted document discovery)"
     request_timeout_s: float = 20.0
+    download_timeout_s: float = 600.0
     max_page_bytes: int = 5 * 1024 * 1024
     max_redirects: int = 5
     allow_private_networks: bool = False
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_networks: tuple[str, ...] = ()
     respect_robots: bool = True
     allow_ignore_robots: bool = False
     max_retries: int = 2
@@ -99,10 +106,14 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("jobs.max_concurrent_jobs", 1, 256),
     ("jobs.max_queued_jobs", 1, 100_000),
     ("jobs.cache_window_s", 0, 30 * 24 * 3600),
+    ("jobs.max_queued_per_key", 1, 100_000),
+    ("jobs.max_job_bytes_mb", 1, 10_000_000),
+    ("storage.min_free_disk_mb", 0, 10_000_000),
     ("crawler.concurrency", 1, 1024),
     ("crawler.per_host_concurrency", 1, 256),
     ("crawler.per_host_delay_ms", 0, 600_000),
     ("crawler.request_timeout_s", 0.1, 600),
+    ("crawler.download_timeout_s", 1, 86400),
     ("crawler.max_page_bytes", 1024, 1024 * 1024 * 1024),
     ("crawler.max_redirects", 0, 50),
     ("crawler.max_retries", 0, 10),
@@ -130,6 +141,16 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{key}: must be between {lo:g} and {hi:g} (got {value})")
     if any(not k or k != k.strip() for k in cfg.server.api_keys):
         raise ConfigError("server.api_keys: keys must be non-empty strings without spaces around")
+    for network in cfg.crawler.allowed_networks:
+        problem = network_problem(network)
+        if problem is not None:
+            raise ConfigError(f"crawler.allowed_networks: {network!r} is not a CIDR ({problem})")
+    for host in cfg.crawler.allowed_hosts:
+        if not host or any(c in host for c in "/:@ \t"):
+            raise ConfigError(
+                f"crawler.allowed_hosts: {host!r} is not a host name "
+                "(no scheme, port or path; addresses go in crawler.allowed_networks)"
+            )
     if not cfg.crawler.user_agent.strip():
         raise ConfigError("crawler.user_agent: must not be empty")
     if cfg.relevance.backend not in ("auto", "ollama", "lexical"):

@@ -15,12 +15,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import msgspec
+from yarl import URL
 
 from skopd.config import Config
 from skopd.crawl.engine import Crawl, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
-from skopd.errors import Conflict, NotFound, TooManyRequests
+from skopd.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from skopd.events import EventBus
 from skopd.kinds.runner import KindRunner
 from skopd.models import Job, JobKind, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
@@ -57,6 +58,8 @@ class Scheduler:
         self.relevance = relevance
         self.documents_dir = cfg.documents_path
         self._queue: collections.deque[str] = collections.deque()
+        self._queue_owner: dict[str, str] = {}  # pending job -> its owner
+        self._queued_by: collections.Counter[str] = collections.Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._crawls: dict[str, Crawl] = {}
         self._cancelling: set[str] = set()
@@ -91,7 +94,7 @@ class Scheduler:
                 extra=_fields(job.job_id, "failed"),
             )
         for job in await self.store.jobs_with_status(JobStatus.PENDING):
-            self._queue.append(job.job_id)
+            self._enqueue(job.job_id, job.owner)
         self._dispatch()
 
     def stop_crawling(self) -> None:
@@ -118,6 +121,9 @@ class Scheduler:
     # -- requests ---------------------------------------------------------
 
     async def submit(self, owner: str, req: ScrapeRequest) -> Job:
+        problem = self.address_problem(req.website)
+        if problem is not None:
+            raise BadRequest(f"website: {problem}")
         job = Job(
             job_id=new_id("job"),
             owner=owner,
@@ -132,6 +138,16 @@ class Scheduler:
 
     async def enqueue(self, job: Job) -> Job:
         """Store a new pending job (of any kind) and queue it."""
+        problem = self.address_problem(job.website) if job.website else None
+        if problem is not None:
+            raise BadRequest(f"url: {problem}")
+        per_key = self.cfg.jobs.max_queued_per_key
+        if self._queued_by[job.owner] >= per_key:
+            raise TooManyRequests(
+                f"you have {per_key} pending jobs (jobs.max_queued_per_key); "
+                "retry when some have started",
+                headers={"Retry-After": str(int(self._mean_runtime_s) or 30)},
+            )
         if len(self._queue) >= self.cfg.jobs.max_queued_jobs:
             raise TooManyRequests(
                 f"the queue is full ({self.cfg.jobs.max_queued_jobs} pending jobs); retry later",
@@ -142,7 +158,7 @@ class Scheduler:
         rec = Recorder(self.store, self.bus, job, next_seq=1)
         rec.update()
         await rec.flush()
-        self._queue.append(job.job_id)
+        self._enqueue(job.job_id, job.owner)
         log.info(
             "job %s state=pending website=%s",
             job.job_id,
@@ -151,6 +167,14 @@ class Scheduler:
         )
         self._dispatch()
         return job
+
+    def address_problem(self, url: str) -> str | None:
+        """Why the crawler may not go to `url`'s host (an address the policy refuses, in any
+        spelling), known without resolving it; None when it may try."""
+        try:
+            return self.downloader.policy.host_problem(URL(url).raw_host or "")
+        except ValueError as exc:
+            return f"not a valid URL ({exc})"
 
     async def cached(self, job: Job) -> Job | None:
         """When an identical job (same `cache_key`) completed within `jobs.cache_window_s`,
@@ -218,6 +242,7 @@ class Scheduler:
             await asyncio.wait([task], timeout=CANCEL_WAIT_S)
         if job_id in self._queue:
             self._queue.remove(job_id)
+            self._dequeued(job_id)
         job = await self.owned(owner, job_id)
         if job.status.is_active and (task is None or task.done()):
             # Never started, or stopped before its task could record the end.
@@ -256,9 +281,22 @@ class Scheduler:
             and len(self._running) < self.cfg.jobs.max_concurrent_jobs
         ):
             job_id = self._queue.popleft()
+            self._dequeued(job_id)
             task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
             self._running[job_id] = task
             task.add_done_callback(functools.partial(self._reap, job_id))
+
+    def _enqueue(self, job_id: str, owner: str) -> None:
+        self._queue.append(job_id)
+        self._queue_owner[job_id] = owner
+        self._queued_by[owner] += 1
+
+    def _dequeued(self, job_id: str) -> None:
+        owner = self._queue_owner.pop(job_id, None)
+        if owner is not None:
+            self._queued_by[owner] -= 1
+            if self._queued_by[owner] <= 0:
+                del self._queued_by[owner]
 
     def _reap(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)

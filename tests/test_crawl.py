@@ -181,11 +181,17 @@ async def test_private_targets_are_refused_by_default(
 ) -> None:
     d = await daemon_factory(crawler={"allow_private_networks": False})
     assert d.client is not None
-    for url in (str(docsite.make_url("/")), f"http://localhost:{docsite.port}/"):
-        job_id = await submit(d.client, url, "board meeting minutes from 2024")
-        status = await wait_done(d.client, job_id)
-        assert status["status"] == "failed"
-        assert "allow_private_networks" in status["errors"][0]["error_message"]
+    # An address is refused at once; a name when the job resolves it.
+    body = {"website": str(docsite.make_url("/")), "prompt": "board meeting minutes from 2024"}
+    resp = await d.client.post("/scrape", json=body)
+    assert resp.status == 400
+    assert "website: 127.0.0.1 is a private" in (await resp.json())["message"]
+    job_id = await submit(
+        d.client, f"http://localhost:{docsite.port}/", "board meeting minutes from 2024"
+    )
+    status = await wait_done(d.client, job_id)
+    assert status["status"] == "failed"
+    assert "allow_private_networks" in status["errors"][0]["error_message"]
     assert sum(docsite.app[site.HITS].values()) == 0
 
 

@@ -12,9 +12,7 @@ wait for its Retry-After; other transient answers and failures back off exponent
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -23,10 +21,11 @@ from email.utils import parsedate_to_datetime
 from typing import Any, NamedTuple
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from skopd.config import CrawlerConfig
+from skopd.crawl.netpolicy import AddressPolicy, BlockedAddress
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
@@ -60,52 +59,6 @@ class FetchError(Exception):
         self.message = message
 
 
-class BlockedAddress(OSError):
-    pass
-
-
-def forbidden_address(ip: str) -> bool:
-    """Loopback, private, link-local, CGNAT, multicast, reserved or unspecified."""
-    try:
-        addr = ipaddress.ip_address(ip.split("%", 1)[0])
-    except ValueError:
-        return True
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    return (
-        not addr.is_global
-        or addr.is_multicast
-        or addr.is_reserved
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_private
-        or addr.is_unspecified
-    )
-
-
-class GuardedResolver(AbstractResolver):
-    """Drops forbidden addresses from every resolution; none left is a refusal."""
-
-    def __init__(self, inner: AbstractResolver) -> None:
-        self._inner = inner
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if not forbidden_address(r["host"])]
-        if not allowed:
-            raise BlockedAddress(
-                f"{host} resolves to a private, loopback or reserved address "
-                f"({results[0]['host'] if results else 'none'}); refused "
-                "(crawler.allow_private_networks is false)"
-            )
-        return allowed
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 class _HostSlot:
     __slots__ = ("next_at", "penalty_s", "penalty_until", "sem", "users")
 
@@ -131,23 +84,29 @@ class _HostSlot:
 
 
 class Downloader:
-    def __init__(self, cfg: CrawlerConfig) -> None:
+    """`resolver` replaces the system resolver (tests map names without asking DNS)."""
+
+    def __init__(self, cfg: CrawlerConfig, resolver: AbstractResolver | None = None) -> None:
         self.cfg = cfg
+        self.policy = AddressPolicy(
+            cfg.allow_private_networks, cfg.allowed_hosts, cfg.allowed_networks
+        )
+        self._resolver = resolver
         self._pool = asyncio.Semaphore(cfg.concurrency)
         self._slots: dict[str, _HostSlot] = {}
         self._session: aiohttp.ClientSession | None = None
         self.retry = RetryPolicy(cfg.max_retries)
 
     async def start(self) -> None:
-        resolver: AbstractResolver = aiohttp.ThreadedResolver()
-        if not self.cfg.allow_private_networks:
-            resolver = GuardedResolver(resolver)
+        policy = self.policy
         connector = aiohttp.TCPConnector(
             limit=self.cfg.concurrency,
             limit_per_host=self.cfg.per_host_concurrency,
-            resolver=resolver,
+            resolver=policy.resolver(self._resolver or aiohttp.ThreadedResolver()),
             ttl_dns_cache=60,
             enable_cleanup_closed=True,
+            # Every socket is checked on the address it is about to dial.
+            socket_factory=None if policy.open else policy.socket_factory,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -206,17 +165,12 @@ class Downloader:
         host = url.raw_host or ""
         if not host:
             raise FetchError("invalid_url", f"no host in {url}")
-        if not self.cfg.allow_private_networks:
-            try:
-                ipaddress.ip_address(host.strip("[]"))
-            except ValueError:
-                return  # a name: the resolver checks the addresses it resolves to
-            if forbidden_address(host.strip("[]")):
-                raise FetchError(
-                    "forbidden_address",
-                    f"{host} is a private, loopback or reserved address; refused "
-                    "(crawler.allow_private_networks is false)",
-                )
+        # IP literals in any spelling are refused here; names when they are resolved and
+        # again on the socket, on the address actually dialled.
+        problem = self.policy.host_problem(host)
+        if problem is not None:
+            kind = "invalid_url" if "not a valid host" in problem else "forbidden_address"
+            raise FetchError(kind, problem)
 
     @asynccontextmanager
     async def get(
@@ -231,13 +185,14 @@ class Downloader:
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         """GET `url`, following redirects; yields the final response, unread.
 
-        `stream` responses (document downloads) get per-read timeouts instead of a total
-        deadline; the job's own timeout bounds them. `gate`, when given, is asked for every
-        hop and replaces `delay_s`. No retry waits past `deadline` (a `time.monotonic()`).
+        `stream` responses (document downloads) get per-read timeouts and the longer total
+        deadline `download_timeout_s`, so a body dripping a byte at a time still ends.
+        `gate`, when given, is asked for every hop and replaces `delay_s`. No retry waits
+        past `deadline` (a `time.monotonic()`).
         """
         timeout = (
             aiohttp.ClientTimeout(
-                total=None,
+                total=self.cfg.download_timeout_s,
                 sock_connect=self.cfg.request_timeout_s,
                 sock_read=self.cfg.request_timeout_s,
             )
@@ -378,7 +333,7 @@ async def _request(
         # doubles its load, and request_timeout_s already says how long to wait.
         raise FetchError("timeout", f"timed out fetching {url}") from exc
     except aiohttp.ClientConnectorError as exc:
-        if isinstance(exc.os_error, BlockedAddress):
+        if _blocked(exc.os_error):
             raise FetchError("forbidden_address", str(exc.os_error)) from exc
         raise FetchError("connection_error", f"cannot connect to {url.host}: {exc}") from exc
     except aiohttp.ClientResponseError as exc:
@@ -387,6 +342,11 @@ async def _request(
         raise FetchError("connection_reset", f"connection to {url.host} was lost: {exc}") from exc
     except aiohttp.ClientError as exc:
         raise FetchError("http_error", f"request to {url} failed: {exc}") from exc
+
+
+def _blocked(error: BaseException | None) -> bool:
+    """A refusal by the address policy (aiohappyeyeballs may merge several into one)."""
+    return isinstance(error, BlockedAddress) or "refused by the address policy" in str(error)
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from aiohttp import web
+from aiohttp.abc import AbstractResolver
 
 from skopd.config import Config
 from skopd.crawl.fetch import Downloader
@@ -20,13 +21,14 @@ from skopd.web.state import BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
 from skopd.web.tokens import TokenSigner
 
 STATIC_DIR = Path(__file__).parent / "static"
+RESOLVER: web.AppKey[AbstractResolver] = web.AppKey("resolver", AbstractResolver)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     store = Store(cfg.database_path)
     await store.open()
-    downloader = Downloader(cfg.crawler)
+    downloader = Downloader(cfg.crawler, app.get(RESOLVER))
     await downloader.start()
     relevance = Relevance(cfg.relevance)
     scheduler = Scheduler(cfg, store, app[BUS], downloader, relevance)
@@ -44,12 +46,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await store.close()
 
 
-def make_app(cfg: Config) -> web.Application:
+def make_app(cfg: Config, resolver: AbstractResolver | None = None) -> web.Application:
+    """`resolver` replaces the system resolver for the crawler (tests map names with it)."""
     app = web.Application(
         middlewares=[middleware.errors, middleware.drain, middleware.auth],
         client_max_size=cfg.server.max_request_bytes,
     )
     app[CONFIG] = cfg
+    if resolver is not None:
+        app[RESOLVER] = resolver
     app[middleware.API_KEYS] = cfg.server.api_keys
     app[middleware.MAX_BYTES] = cfg.server.max_request_bytes
     app[middleware.SIGNER_KEY] = TokenSigner()
