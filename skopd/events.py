@@ -46,7 +46,8 @@ class PageEvent(msgspec.Struct):
 class DocumentEvent(msgspec.Struct):
     """A candidate was decided; the file fields are null unless it was downloaded."""
 
-    decision: str  # downloaded, too_large, below_threshold, duplicate, failed, disallowed
+    decision: str  # downloaded, too_large, not_downloaded, below_threshold, duplicate, failed,
+    # disallowed
     document_id: str | None
     name: str
     url: str

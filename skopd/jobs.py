@@ -18,7 +18,7 @@ import msgspec
 from yarl import URL
 
 from skopd.config import Config
-from skopd.crawl.engine import Crawl, JobFailed
+from skopd.crawl.engine import Crawl, DownloadLimits, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import BadRequest, Conflict, NotFound, TooManyRequests
@@ -286,6 +286,15 @@ class Scheduler:
             self._running[job_id] = task
             task.add_done_callback(functools.partial(self._reap, job_id))
 
+    def _redact(self, message: str) -> str:
+        """Error messages are shown to API clients: no server paths in them."""
+        for path, label in (
+            (self.documents_dir, "<documents_dir>"),
+            (self.cfg.database_path.parent, "<database_dir>"),
+        ):
+            message = message.replace(str(path), label)
+        return message
+
     def _enqueue(self, job_id: str, owner: str) -> None:
         self._queue.append(job_id)
         self._queue_owner[job_id] = owner
@@ -354,7 +363,8 @@ class Scheduler:
                 raise  # daemon shutdown: the job stays in_progress for the next start
         except Exception as exc:
             log.exception("job %s crashed", job_id, extra=_fields(job_id, "crashed"))
-            rec.error("internal_error", f"{type(exc).__name__}: {exc}", None, recoverable=False)
+            message = self._redact(f"{type(exc).__name__}: {exc}")
+            rec.error("internal_error", message, None, recoverable=False)
             final = _ended(JobStatus.FAILED, "Job failed: internal error (see errors)")
         finally:
             flusher.cancel()
@@ -387,7 +397,15 @@ class Scheduler:
         except RelevanceUnavailable as exc:
             raise JobFailed("relevance_unavailable", str(exc)) from exc
         rec.update(relevance_backend=judge.name, model=judge.model)
-        crawl = Crawl(job, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance)
+        crawl = Crawl(
+            job,
+            rec,
+            self.downloader,
+            judge,
+            self.documents_dir,
+            self.cfg.relevance,
+            limits=DownloadLimits.of(self.cfg),
+        )
         if resumed:
             await crawl.restore(await self.store.checkpoint(job.job_id))
         self._crawls[job.job_id] = crawl

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import hashlib
 import heapq
 import itertools
@@ -26,16 +27,23 @@ import secrets
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import aiohttp
 import msgspec
 from yarl import URL
 
-from skopd.config import RelevanceConfig
+from skopd.config import Config, RelevanceConfig
 from skopd.crawl import doctypes, sitemaps, urls
 from skopd.crawl.extract import Link, Page, parse_page
-from skopd.crawl.fetch import Downloader, FetchError, describe, header, read_limited
+from skopd.crawl.fetch import (
+    Downloader,
+    FetchError,
+    describe,
+    failure_kind,
+    header,
+    read_limited,
+)
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.robots import Robots, RobotsCache, origin_of
 from skopd.crawl.traps import TrapGuard
@@ -54,6 +62,8 @@ DOWNLOAD_PRIORITY = -10.0
 PROBE_PRIORITY = -2.0  # after relevant downloads, before any page
 MAX_PROBES = 100  # per job
 ROBOTS_KINDS = frozenset({"robots_disallowed", "robots_unavailable"})
+MB = 1024 * 1024
+FREE_CHECK_BYTES = 8 * MB  # the disk's free space is asked again after this many bytes
 LISTED_ROBOTS_ERRORS = 10  # page URLs skipped by robots.txt shown as errors; the rest counted
 
 
@@ -64,6 +74,17 @@ class JobFailed(Exception):
         super().__init__(message)
         self.error_type = error_type
         self.message = message
+
+
+class DownloadLimits(NamedTuple):
+    """What a crawl may write: the job's byte quota and the free space kept on the disk."""
+
+    max_job_bytes: int | None
+    min_free_bytes: int
+
+    @classmethod
+    def of(cls, cfg: Config) -> DownloadLimits:
+        return cls(cfg.jobs.max_job_bytes_mb * MB, cfg.storage.min_free_disk_mb * MB)
 
 
 class Item(msgspec.Struct):
@@ -122,6 +143,7 @@ class Crawl:
         documents_dir: Path,
         text_limits: RelevanceConfig,
         sink: PageSink | None = None,
+        limits: DownloadLimits | None = None,
     ) -> None:
         self.job = job
         self.sink = sink
@@ -149,6 +171,11 @@ class Crawl:
         self.wakeup = asyncio.Event()
         self.types = frozenset(self.params.document_types)
         self.max_bytes = self.params.max_file_size_mb * 1024 * 1024
+        self.max_job_bytes = limits.max_job_bytes if limits else None
+        self.min_free_bytes = limits.min_free_bytes if limits else 0
+        self.job_bytes = 0  # downloaded by this job so far
+        self.free_checked_at = 0  # job_bytes when the disk's free space was last checked
+        self.downloads_stopped = False
         self.frontier_cap = max(10_000, self.params.max_pages * 20)
         cfg = downloader.cfg
         self.respect_robots = cfg.respect_robots and (
@@ -492,7 +519,7 @@ class Crawl:
                 raise JobFailed(
                     "start_page_unreachable", f"start page {item.url}: {describe(exc)}"
                 ) from exc
-            self.rec.error("fetch_failed", describe(exc), item.url)
+            self.rec.error(failure_kind(exc, "fetch_failed"), describe(exc), item.url)
             return
         if self.traps.duplicate_content(body):
             self._page(item, final, status, 0, began)
@@ -762,6 +789,9 @@ class Crawl:
     async def _download(self, item: Item) -> None:
         cand = item.candidate
         assert cand is not None
+        if not self._room_for(0, starting=True):
+            self._not_downloaded(item)
+            return
         try:
             async with self.http.get(
                 item.url, gate=self._gate, deadline=self.deadline, stream=True
@@ -782,7 +812,7 @@ class Crawl:
                 return
             self._failed(item, exc.kind, exc.message)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._failed(item, "download_failed", describe(exc))
+            self._failed(item, failure_kind(exc, "download_failed"), describe(exc))
 
     def _failed(self, item: Item, kind: str, message: str) -> None:
         self.rec.error(kind, message, item.url, agent="scraper")
@@ -812,7 +842,10 @@ class Crawl:
             file_name = f"{number:04d}_{doctypes.safe_filename(item.name, cand.doc_type)}"
             os.replace(part, self.dir / file_name)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            self._failed(item, "download_failed", describe(exc))
+            self._failed(item, failure_kind(exc, "download_failed"), describe(exc))
+            return
+        except OSError as exc:  # writing the file; the message never shows server paths
+            self._not_stored(item, exc)
             return
         finally:
             with contextlib.suppress(FileNotFoundError):
@@ -841,6 +874,9 @@ class Crawl:
         if resp.content_length is not None and resp.content_length > self.max_bytes:
             self._too_large(item)
             return None
+        if not self._room_for(resp.content_length or 0, starting=True):
+            self._not_downloaded(item)
+            return None
         digest = hashlib.sha256()
         size = 0
         with part.open("wb") as out:
@@ -849,6 +885,10 @@ class Crawl:
                 size += len(chunk)
                 if size > self.max_bytes:
                     self._too_large(item)
+                    return None
+                self.job_bytes += len(chunk)
+                if not self._room_for(0, starting=False):
+                    self._not_downloaded(item)
                     return None
                 digest.update(chunk)
                 out.write(chunk)
@@ -887,6 +927,53 @@ class Crawl:
         )
         self.rec.done(item.norm)
 
+    def _room_for(self, size: int, starting: bool) -> bool:
+        """Whether `size` more bytes may be written: the job's byte quota, and the disk's free
+        space (asked before each download and every FREE_CHECK_BYTES written). Once either
+        runs out, the job downloads nothing more, with one warning."""
+        if self.downloads_stopped:
+            return False
+        if self.max_job_bytes is not None and self.job_bytes + size > self.max_job_bytes:
+            self._stop_downloads(
+                f"downloads stopped: the job reached jobs.max_job_bytes_mb "
+                f"({self.max_job_bytes // MB} MB); later documents were found, not downloaded"
+            )
+            return False
+        if not self.min_free_bytes:
+            return True
+        if not starting and self.job_bytes - self.free_checked_at < FREE_CHECK_BYTES:
+            return True
+        self.free_checked_at = self.job_bytes
+        free = _free_bytes(self.dir)
+        if free is not None and free - size < self.min_free_bytes:
+            self._stop_downloads(
+                f"downloads stopped: less than storage.min_free_disk_mb "
+                f"({self.min_free_bytes // MB} MB) free on the disk; later documents "
+                "were found, not downloaded"
+            )
+            return False
+        return True
+
+    def _not_stored(self, item: Item, exc: OSError) -> None:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            self._stop_downloads(
+                "downloads stopped: the disk is full; later documents were found, not downloaded"
+            )
+            self._not_downloaded(item)
+            return
+        reason = exc.strerror or type(exc).__name__
+        self._failed(item, "storage_error", f"the file could not be stored: {reason}")
+
+    def _stop_downloads(self, message: str) -> None:
+        self.downloads_stopped = True
+        self.rec.warning(message)
+
+    def _not_downloaded(self, item: Item) -> None:
+        if item.probe:
+            self._decided(item, "below_threshold")  # never judged relevant: not "found"
+            return
+        self._decided(item, "not_downloaded")
+
     def _too_large(self, item: Item) -> None:
         if item.probe:
             self._decided(item, "below_threshold")  # never judged relevant: not "found"
@@ -896,6 +983,14 @@ class Crawl:
             f"({self.params.max_file_size_mb} MB) and were not downloaded"
         )
         self._decided(item, "too_large")
+
+
+def _free_bytes(path: Path) -> int | None:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
 
 
 async def _sniff(resp: aiohttp.ClientResponse) -> bytes:

@@ -182,8 +182,11 @@ def parse_page(body: bytes, url: str, content_type: str | None = None) -> Page:
 
 
 def _parse(body: bytes, content_type: str | None) -> etree._Element | None:
+    text = _as_utf8(body, content_type)
+    if b"\0" in text:  # libxml2 stops at a NUL; browsers read it as U+FFFD and go on
+        text = text.replace(b"\0", "\ufffd".encode())
     try:
-        return etree.fromstring(_as_utf8(body, content_type), _parser())
+        return etree.fromstring(text, _parser())
     except (etree.LxmlError, ValueError):
         return None
 

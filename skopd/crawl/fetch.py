@@ -367,7 +367,21 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int) -> tuple[bytes,
 def describe(exc: BaseException) -> str:
     if isinstance(exc, FetchError):
         return exc.message
+    if isinstance(exc, TimeoutError):
+        return (
+            "timed out before the whole answer arrived (crawler.request_timeout_s for pages, "
+            "crawler.download_timeout_s for documents)"
+        )
     return f"{type(exc).__name__}: {exc}"
+
+
+def failure_kind(exc: BaseException, default: str) -> str:
+    """The JobError type of a failure while reading an answer."""
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "bad_response"
+    return default
 
 
 def header(resp: aiohttp.ClientResponse, name: str) -> str | None:

@@ -142,7 +142,7 @@ class Recorder:
         decision: str,
     ) -> None:
         """A candidate that was not downloaded (downloads go through `document`)."""
-        if decision == "too_large":
+        if decision in ("too_large", "not_downloaded"):
             self.job.total_documents_found += 1
         now = utcnow()
         self._batch.candidates.append(

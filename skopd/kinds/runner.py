@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from skopd.config import Config
-from skopd.crawl.engine import Crawl, JobFailed
+from skopd.crawl.engine import Crawl, DownloadLimits, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.kinds.sink import ContentSink
@@ -76,7 +76,14 @@ class KindRunner:
         params = msgspec.structs.replace(job.parameters, **limits)
         view = msgspec.structs.replace(job, website=website, parameters=params)
         return Crawl(
-            view, rec, self.downloader, judge, self.documents_dir, self.cfg.relevance, sink=sink
+            view,
+            rec,
+            self.downloader,
+            judge,
+            self.documents_dir,
+            self.cfg.relevance,
+            sink=sink,
+            limits=DownloadLimits.of(self.cfg),
         )
 
     @staticmethod
