@@ -102,6 +102,7 @@ async def test_the_queue_limit_holds_for_every_face(
     got = await submit_all(client, facesite, "/article")
     status, body = got["spidra"]
     assert status == 429 and body["status"] == "error" and "queue is full" in body["message"]
+    assert body["code"] == "TOO_MANY_PENDING_JOBS"
     status, body = got["aitronos"]
     assert status == 429 and body["error"]["code"] == "too_many_requests"
     status, body, _ = got["docs"]

@@ -37,13 +37,15 @@ STATUS = {
 }
 
 
-class ErrorBody(msgspec.Struct):
+class ErrorBody(msgspec.Struct, omit_defaults=True):
     status: str
     message: str
+    code: str | None = None  # Spidra names one case: too many pending jobs
 
 
 def error_body(status: int, message: str, path: str) -> bytes:
-    return json_body(ErrorBody("error", message))
+    code = "TOO_MANY_PENDING_JOBS" if status == 429 else None
+    return json_body(ErrorBody("error", message, code))
 
 
 class UrlIn(msgspec.Struct):
