@@ -131,3 +131,28 @@ async def test_a_job_running_when_the_daemon_stops_ends_failed_after_the_restart
     assert second.client is not None
     data = await aitronos_wait(second.client, job_id, KEY_A)
     assert data["status"] == "failed" and "restarted" in data["error_message"]
+
+
+async def test_addresses_the_crawler_may_not_visit_are_refused_naming_the_field(
+    daemon_factory: DaemonFactory,
+) -> None:
+    d = await daemon_factory(server=KEYS, crawler={"allow_private_networks": False})
+    client = d.client
+    assert client is not None
+    inside = "http://127.0.0.1:9/"
+    res = await client.post(
+        "/api/scrape",
+        json={"urls": [{"url": "http://example.org/"}, {"url": inside}]},
+        headers=A,
+    )
+    assert res.status == 400 and (await res.json())["message"].startswith("urls[1].url: ")
+    res = await client.post("/api/v1/scrape", json={"url": inside, "schema": SCHEMA}, headers=A)
+    assert res.status == 400 and (await res.json())["error"]["message"].startswith("url: ")
+    res = await client.post(
+        f"/api/v1/scrape/{uuid.uuid4()}/scrape",
+        json={"starterLinks": [inside], "applicationName": "Widgetron"},
+        headers=A,
+    )
+    assert res.status == 400
+    assert (await res.json())["error"]["message"].startswith("starterLinks[0]: ")
+    assert await skop_listing(client, KEY_A) == {}

@@ -23,7 +23,15 @@ from skopd.models import (
     runtime_seconds,
     website_problem,
 )
-from skopd.web.faces import FaceJob, error_code, face_job, failure, json_body, json_response
+from skopd.web.faces import (
+    FaceJob,
+    check_addresses,
+    error_code,
+    face_job,
+    failure,
+    json_body,
+    json_response,
+)
 from skopd.web.middleware import OWNER
 from skopd.web.state import SCHEDULER, STORE
 
@@ -217,6 +225,7 @@ def view(face: FaceJob) -> JobView:
 @routes.post("/api/v1/scrape/")
 async def submit(request: web.Request) -> web.Response:
     spec, sync = parse(await request.read())
+    check_addresses(request, [("url", spec.url)])
     owner = request[OWNER]
     scheduler = request.app[SCHEDULER]
     job = job_for(owner, spec, cache_key(owner, spec))

@@ -23,7 +23,16 @@ from skopd.models import (
     utcnow,
     website_problem,
 )
-from skopd.web.faces import UUID, FaceJob, error_code, face_job, failure, json_body, json_response
+from skopd.web.faces import (
+    UUID,
+    FaceJob,
+    check_addresses,
+    error_code,
+    face_job,
+    failure,
+    json_body,
+    json_response,
+)
 from skopd.web.middleware import OWNER
 from skopd.web.state import SCHEDULER, STORE
 
@@ -104,6 +113,7 @@ class Created(msgspec.Struct):
 async def submit(request: web.Request) -> web.Response:
     session_id = _session_id(request)
     spec, skip_cache = parse(await request.read(), session_id)
+    check_addresses(request, [(f"starterLinks[{i}]", u) for i, u in enumerate(spec.starter_links)])
     owner = request[OWNER]
     store = request.app[STORE]
     await store.create_session(session_id, owner, utcnow())

@@ -9,11 +9,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from skopd.errors import BadRequest
 from skopd.jobs import JOB_ID
 from skopd.models import Job, JobKind, JobOutput, JobStatus
 from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
-from skopd.web.state import STORE
+from skopd.web.state import SCHEDULER, STORE
 
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -38,6 +39,16 @@ async def face_job(request: web.Request, job_id: str, kind: JobKind) -> FaceJob 
         return None
     output = await store.output(job_id) if snap.job.status is JobStatus.COMPLETED else None
     return FaceJob(snap, output)
+
+
+def check_addresses(request: web.Request, urls: list[tuple[str, str]]) -> None:
+    """A 400 naming the field when the crawler may never go to a URL's host (the address
+    policy, known without resolving): (field, url) pairs."""
+    scheduler = request.app[SCHEDULER]
+    for field, url in urls:
+        problem = scheduler.address_problem(url)
+        if problem is not None:
+            raise BadRequest(f"{field}: {problem}")
 
 
 def failure(face: FaceJob) -> str:

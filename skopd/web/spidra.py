@@ -19,7 +19,7 @@ from skopd.models import (
     runtime_seconds,
     website_problem,
 )
-from skopd.web.faces import FaceJob, face_job, failure, json_body, json_response
+from skopd.web.faces import FaceJob, check_addresses, face_job, failure, json_body, json_response
 from skopd.web.middleware import OWNER
 from skopd.web.state import SCHEDULER, STORE
 
@@ -94,6 +94,7 @@ class Created(msgspec.Struct):
 @routes.post("/api/scrape")
 async def submit(request: web.Request) -> web.Response:
     spec = parse(await request.read())
+    check_addresses(request, [(f"urls[{i}].url", url) for i, url in enumerate(spec.urls)])
     job = await request.app[SCHEDULER].enqueue(job_for(request[OWNER], spec))
     return json_response(Created("waiting", job.job_id, "Scrape job queued"), status=202)
 
