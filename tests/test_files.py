@@ -144,6 +144,8 @@ def _check_files(results: dict[str, Any], folder: Path, expected: int) -> list[s
         assert len(name.encode()) <= 255, name
         assert all(unicodedata.category(c)[0] != "C" for c in name), repr(name)
         assert unicodedata.normalize("NFC", name) == name
+    for doc in docs:  # names shown to people carry no control or bidi-override characters
+        assert all(unicodedata.category(c)[0] != "C" for c in doc["name"]), repr(doc["name"])
     folded = {unicodedata.normalize("NFKC", n).casefold() for n in files}
     assert len(folded) == len(files), files  # unique on case-insensitive file systems too
     return files

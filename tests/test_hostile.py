@@ -43,6 +43,7 @@ CASES: dict[str, Expect] = {
     "deflate_page": Expect(warning="crawler.max_page_bytes"),
     "gzip_document": Expect(warning="max_file_size_mb", found=1),
     "br_page": Expect(error="bad_response", message="br"),
+    "broken_gzip": Expect(error="bad_response"),
     "endless_page": Expect(warning="crawler.max_page_bytes"),
     "endless_doc": Expect(warning="max_file_size_mb", found=1),
     "drip_page": Expect(error="timeout", message="timed out"),

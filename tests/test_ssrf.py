@@ -427,3 +427,17 @@ def test_allow_list_config_is_read() -> None:
     with pytest.raises(BlockedAddress):
         policy.check_address("10.1.3.1")
     assert policy.host_allowed("A.B.")
+
+
+async def test_every_api_face_refuses_a_forbidden_address(daemon: Start, trap: Trap) -> None:
+    client = await daemon()
+    target = f"http://0x7f.0.0.2:{trap.port}/"
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    for path, body in (
+        ("/api/scrape", {"urls": [{"url": target}]}),
+        ("/api/v1/scrape", {"url": target, "schema": schema}),
+    ):
+        resp = await client.post(path, json=body)
+        assert resp.status == 400, (path, await resp.text())
+        assert "allow_private_networks" in await resp.text()
+    assert trap.accepted == []

@@ -25,6 +25,7 @@ import itertools
 import os
 import secrets
 import time
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -734,7 +735,7 @@ class Crawl:
     def _scored(self, item: Item, cand: Candidate, result: Scored | None) -> None:
         item.candidate = cand
         item.score = result.score if result else 0.0
-        item.name = result.name if result else cand.filename
+        item.name = _shown(result.name if result else cand.filename)
 
     def _may_probe(self, cand: Candidate) -> bool:
         """A link that says nothing ("PDF" by "DOC-117.pdf") is fetched to read its text."""
@@ -918,7 +919,7 @@ class Crawl:
         scored = await self.scorer.score(self.query, [cand])
         if scored:
             item.score = scored[0].score
-            item.name = doc.title or doc.heading or scored[0].name
+            item.name = _shown(doc.title or doc.heading or scored[0].name)
 
     def _decided(self, item: Item, decision: str) -> None:
         assert item.candidate is not None
@@ -983,6 +984,15 @@ class Crawl:
             f"({self.params.max_file_size_mb} MB) and were not downloaded"
         )
         self._decided(item, "too_large")
+
+
+def _shown(name: str) -> str:
+    """A document name as shown to people: no control or format characters (a right-to-left
+    override would make "minutes\u202efdp.exe" read as "minutesexe.pdf")."""
+    if name.isprintable():
+        return name
+    kept = "".join(c if unicodedata.category(c)[0] != "C" else " " for c in name)
+    return " ".join(kept.split())
 
 
 def _free_bytes(path: Path) -> int | None:

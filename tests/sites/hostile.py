@@ -10,6 +10,7 @@ Cases (`CASES`):
   deflate_page   the same with deflate, and a fixed-size bomb with Content-Length
   gzip_document  a "PDF" whose gzip body decodes to endless bytes
   br_page        Content-Encoding: br with bytes that are not brotli
+  broken_gzip    Content-Encoding: gzip with corrupted data and trailing garbage
   endless_page   a chunked HTML page that never ends
   endless_doc    a chunked PDF that never ends
   drip_page      a page sent one byte every 0.5 s, forever
@@ -50,6 +51,7 @@ CASES: dict[str, list[tuple[str, str]]] = {
     ],
     "gzip_document": [("/bomb/minutes-2024.pdf", "board meeting minutes 2024")],
     "br_page": [("/bomb/br", "board meeting minutes 2024 archive")],
+    "broken_gzip": [("/bomb/broken-gzip", "board meeting minutes 2024 archive")],
     "endless_page": [("/endless/page", "board meeting minutes 2024 archive")],
     "endless_doc": [("/endless/minutes-2024.pdf", "board meeting minutes 2024")],
     "drip_page": [("/drip/page", "board meeting minutes 2024 archive")],
@@ -85,6 +87,7 @@ class HostileSite:
             "/bomb/deflate-fixed": self._fixed_bomb,
             "/bomb/minutes-2024.pdf": self._document_bomb,
             "/bomb/br": self._not_brotli,
+            "/bomb/broken-gzip": self._broken_gzip,
             "/endless/page": functools.partial(self._endless, b"text/html", b"<p>board "),
             "/endless/minutes-2024.pdf": functools.partial(
                 self._endless, b"application/pdf", PDF_HEAD
@@ -201,6 +204,13 @@ class HostileSite:
         while True:
             await _chunk(writer, comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH))
             await asyncio.sleep(0)
+
+    async def _broken_gzip(self, writer: asyncio.StreamWriter) -> None:
+        good = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        body = good.compress(b"<html><body>board minutes") + good.flush()
+        body = body[:20] + bytes(b ^ 0x5A for b in body[20:40]) + body[40:]
+        head = [(b"Content-Type", b"text/html"), (b"Content-Encoding", b"gzip")]
+        await _send(writer, b"200 OK", head, body + b"trailing garbage")
 
     async def _not_brotli(self, writer: asyncio.StreamWriter) -> None:
         head = [(b"Content-Type", b"text/html"), (b"Content-Encoding", b"br")]
