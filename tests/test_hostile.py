@@ -9,7 +9,9 @@ would take to hold, and no partial file is left in the job's folder.
 
 from __future__ import annotations
 
+import asyncio
 import tracemalloc
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, NamedTuple
 
@@ -171,3 +173,52 @@ async def test_an_endless_redirect_is_followed_max_redirects_times(
     await wait_done(crawler, job_id)
     hops = sum(n for path, n in site.hits.items() if path.startswith("/redirect/"))
     assert hops == 6  # the first request and max_redirects (5) more
+
+
+@pytest.mark.parametrize("filler", ["comment", "urls"])
+async def test_a_sitemap_bomb_is_read_in_part(
+    filler: str, crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """/sitemap.xml is a gzip file decoding to an endless comment, or endless <url> entries."""
+
+    async def home(_: web.Request) -> web.Response:
+        return web.Response(text="<html><body>board</body></html>", content_type="text/html")
+
+    async def sitemap(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/x-gzip"})
+        await resp.prepare(request)
+        comp = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        await resp.write(
+            comp.compress(
+                b'<?xml version="1.0"?><urlset><!--' if filler == "comment" else b"<urlset>"
+            )
+        )
+        for i in range(100_000):  # far more than any limit; stops when the reader goes
+            if filler == "comment":
+                block = b"\0" * 1024 * 1024
+            else:
+                block = b"".join(b"<url><loc>/p/%d/%d</loc></url>" % (i, j) for j in range(2000))
+            await resp.write(comp.compress(block) + comp.flush(zlib.Z_SYNC_FLUSH))
+            await asyncio.sleep(0)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    app.router.add_get("/sitemap.xml", sitemap)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    tracing = not tracemalloc.is_tracing()
+    if tracing:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        job_id = await submit(crawler, str(server.make_url("/")), PROMPT, max_pages=3)
+        status = await wait_done(crawler, job_id, timeout=60)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        if tracing:
+            tracemalloc.stop()
+    assert status["status"] == "completed", status
+    assert peak < HEAP_PEAK_LIMIT, f"heap peak {peak / 1e6:.1f} MB"
+    results = await _results(crawler, job_id)
+    told = results["warnings"] + [e["error_message"] for e in results["errors"]]
+    assert any("sitemap" in m for m in told), told
