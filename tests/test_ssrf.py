@@ -271,6 +271,7 @@ async def test_redirects_to_forbidden_addresses_and_schemes_are_refused(
 ) -> None:
     targets = [
         *spellings(trap.port),
+        *ELSEWHERE,
         "file:///etc/passwd",
         "gopher://127.0.0.2:70/_x",
         "ftp://127.0.0.2/x",

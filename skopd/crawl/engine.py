@@ -121,6 +121,7 @@ class CrawlState(msgspec.Struct, array_like=True):
     disallowed: int
     traps: dict[str, int]
     elapsed_s: float  # time spent crawling, over every run of the job
+    job_bytes: int = 0  # downloaded, against jobs.max_job_bytes_mb
 
 
 class PageSink(Protocol):
@@ -314,6 +315,7 @@ class Crawl:
                 disallowed=self.disallowed,
                 traps=dict(self.traps.stopped),
                 elapsed_s=round(self._elapsed(), 3),
+                job_bytes=self.job_bytes,
             )
         )
 
@@ -330,6 +332,7 @@ class Crawl:
             self.probes, self.disallowed = st.probes, st.disallowed
             self.traps.stopped.update(st.traps)
             self.elapsed_before = st.elapsed_s
+            self.job_bytes = st.job_bytes
             self.began = time.monotonic()
         decided = {urls.normalize_url(u) for u in cp.decided}
         recorded = {urls.normalize_url(u) for u in cp.pages}
