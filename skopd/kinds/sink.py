@@ -45,7 +45,7 @@ class ContentSink:
         self.choose = choose
         self.max_saved = max_saved
         self.positions = itertools.count(first_position)
-        self.saved: dict[str, PageContent] = {}  # normalized URL -> content
+        self.saved: set[str] = set()  # normalized URLs (the content is in the store only)
         self._lock = asyncio.Lock()
 
     @property
@@ -76,7 +76,7 @@ class ContentSink:
                 error=None,
                 scraped_at=utcnow(),
             )
-            self.saved[key] = content
+            self.saved.add(key)
             await self.store.save_page(self.job_id, content)
         if self.choose is None or self.full:
             return []
