@@ -76,12 +76,21 @@ class RelevanceConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     extract_timeout_s: float = 300.0
 
 
+class BrowserConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+    executable: str = "/usr/bin/chromium"
+    max_pages: int = 4
+    page_timeout_s: float = 20.0
+    block_resources: bool = True
+
+
 class Config(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     storage: StorageConfig = msgspec.field(default_factory=StorageConfig)
     jobs: JobsConfig = msgspec.field(default_factory=JobsConfig)
     crawler: CrawlerConfig = msgspec.field(default_factory=CrawlerConfig)
     relevance: RelevanceConfig = msgspec.field(default_factory=RelevanceConfig)
+    browser: BrowserConfig = msgspec.field(default_factory=BrowserConfig)
     # Folder that relative storage paths are resolved against (the config file's folder).
     base_dir: str = "."
 
@@ -130,6 +139,8 @@ _RANGES: tuple[tuple[str, float, float], ...] = (
     ("relevance.extract_max_calls", 1, 1000),
     ("relevance.extract_answer_tokens", 64, 4096),
     ("relevance.extract_timeout_s", 1, 3600),
+    ("browser.max_pages", 1, 64),
+    ("browser.page_timeout_s", 1, 600),
 )
 
 
@@ -159,6 +170,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("relevance.ollama_host: must be an http(s) URL")
     if not cfg.relevance.model.strip():
         raise ConfigError("relevance.model: must not be empty")
+    if not cfg.browser.executable.strip():
+        raise ConfigError("browser.executable: must not be empty")
 
 
 def is_loopback_host(host: str) -> bool:

@@ -41,6 +41,8 @@ class PageEvent(msgspec.Struct):
     links: int
     elapsed_ms: int
     fetched_at: datetime
+    engine: str = "http"  # "http" or "browser" (rendered in Chromium)
+    screenshot_url: str | None = None
 
 
 class DocumentEvent(msgspec.Struct):

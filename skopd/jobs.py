@@ -18,6 +18,7 @@ import msgspec
 from yarl import URL
 
 from skopd.config import Config
+from skopd.crawl.browser import BrowserPool
 from skopd.crawl.engine import Crawl, DownloadLimits, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
@@ -50,8 +51,10 @@ class Scheduler:
         bus: EventBus,
         downloader: Downloader,
         relevance: Relevance,
+        browser: BrowserPool,
     ) -> None:
         self.cfg = cfg
+        self.browser = browser
         self.store = store
         self.bus = bus
         self.downloader = downloader
@@ -66,7 +69,7 @@ class Scheduler:
         self._closing = False
         self._stop_by = 0.0
         self._mean_runtime_s = 60.0
-        self.kinds = KindRunner(cfg, store, downloader, relevance, self.documents_dir)
+        self.kinds = KindRunner(cfg, store, downloader, relevance, self.documents_dir, browser)
 
     # -- life cycle -------------------------------------------------------
 
@@ -405,6 +408,7 @@ class Scheduler:
             self.documents_dir,
             self.cfg.relevance,
             limits=DownloadLimits.of(self.cfg),
+            browser=self.browser,
         )
         if resumed:
             await crawl.restore(await self.store.checkpoint(job.job_id))

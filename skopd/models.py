@@ -100,6 +100,11 @@ class Parameters(msgspec.Struct, forbid_unknown_fields=True):
     include_paths: list[str] = msgspec.field(default_factory=list)
     exclude_paths: list[str] = msgspec.field(default_factory=list)
     respect_robots: bool = True  # false is honoured only with crawler.allow_ignore_robots
+    render_js: str = "auto"  # one of RENDER_MODES
+    screenshot: bool = False  # a PNG of each page rendered in the browser
+
+
+RENDER_MODES = ("auto", "always", "never")
 
 
 class ScrapeRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -185,6 +190,8 @@ def _validate(req: ScrapeRequest) -> None:
         value = getattr(p, name)
         if not lo <= value <= hi:
             raise BadRequest(f"parameters.{name}: must be between {lo:g} and {hi:g}")
+    if p.render_js not in RENDER_MODES:
+        raise BadRequest('parameters.render_js: must be "auto", "always" or "never"')
     if p.file_type != "document":
         raise BadRequest('parameters.file_type: must be "document"')
     if not p.document_types:
@@ -242,6 +249,7 @@ class Job(msgspec.Struct):
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
+    pages_rendered: int = 0  # of total_pages_crawled, those read in the browser
     seq: int = 0
     kind: JobKind = JobKind.DOCUMENTS
     spec: Spec | None = None  # the face's own request, for every kind but documents
@@ -336,6 +344,34 @@ class StoredDocument(msgspec.Struct):
         )
 
 
+class Screenshot(msgspec.Struct):
+    """A PNG of a rendered page, stored with the job's documents."""
+
+    job_id: str
+    screenshot_id: str
+    url: str
+    size_bytes: int
+    file_name: str
+    taken_at: datetime
+
+    def out(self) -> ScreenshotOut:
+        return ScreenshotOut(
+            screenshot_id=self.screenshot_id,
+            url=self.url,
+            download_url=f"/scrape/screenshots/{self.job_id}/{self.screenshot_id}",
+            size_bytes=self.size_bytes,
+            taken_at=self.taken_at,
+        )
+
+
+class ScreenshotOut(msgspec.Struct):
+    screenshot_id: str
+    url: str  # the page
+    download_url: str  # the PNG, a path on this server
+    size_bytes: int
+    taken_at: datetime
+
+
 class CreateResponse(msgspec.Struct):
     job_id: str
     status: JobStatus
@@ -397,6 +433,7 @@ class Metadata(msgspec.Struct):
     llm_calls: int
     input_tokens: int
     output_tokens: int
+    pages_by_engine: dict[str, int]  # {"http": n, "browser": m}
 
 
 class ResultsResponse(msgspec.Struct):
@@ -417,6 +454,7 @@ class ResultsResponse(msgspec.Struct):
     errors: list[JobErrorInfo]
     warnings: list[str]
     has_errors: bool
+    screenshots: list[ScreenshotOut]
 
 
 class JobList(msgspec.Struct):
@@ -456,6 +494,10 @@ def relevance_view(job: Job) -> dict[str, Any]:
         "input_tokens": job.input_tokens,
         "output_tokens": job.output_tokens,
     }
+
+
+def pages_by_engine(job: Job) -> dict[str, int]:
+    return {"http": job.total_pages_crawled - job.pages_rendered, "browser": job.pages_rendered}
 
 
 def runtime_seconds(job: Job, now: datetime | None = None) -> float:

@@ -27,6 +27,7 @@ from skopd.models import (
     PageContent,
     PageSummary,
     Parameters,
+    Screenshot,
     Spec,
     StoredDocument,
 )
@@ -170,12 +171,26 @@ _MIGRATIONS: tuple[str, ...] = (
     ) WITHOUT ROWID;
     ALTER TABLE jobs ADD COLUMN crawl_state BLOB;
     """,
+    """
+    ALTER TABLE pages ADD COLUMN engine TEXT NOT NULL DEFAULT 'http';
+    ALTER TABLE jobs ADD COLUMN pages_rendered INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE screenshots (
+        job_id TEXT NOT NULL,
+        screenshot_id TEXT NOT NULL,
+        url TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        file_name TEXT NOT NULL,
+        taken_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, screenshot_id)
+    );
+    """,
 )
 
 _JOB_TABLES = (
     "pages",
     "candidates",
     "documents",
+    "screenshots",
     "errors",
     "warnings",
     "events",
@@ -188,7 +203,8 @@ _JOB_COLUMNS = (
     "seq job_id owner website prompt parameters status message created_at started_at "
     "completed_at estimated_completion progress current_agent agents_completed "
     "total_pages_crawled total_documents_found total_documents_downloaded "
-    "relevance_backend model llm_calls input_tokens output_tokens kind spec cache_key session_id"
+    "relevance_backend model llm_calls input_tokens output_tokens kind spec cache_key session_id "
+    "pages_rendered"
 ).split()
 _UPDATABLE = frozenset(_JOB_COLUMNS) - {
     "seq",
@@ -254,6 +270,7 @@ def _job(row: sqlite3.Row) -> Job:
         spec=None if row["spec"] is None else msgspec.json.decode(row["spec"], type=Spec),
         cache_key=row["cache_key"],
         session_id=row["session_id"],
+        pages_rendered=row["pages_rendered"],
     )
 
 
@@ -263,7 +280,13 @@ _INSERT_DOCUMENT = (
 )
 
 
-def _document_values(doc: StoredDocument) -> list[Any]:
+_INSERT_SCREENSHOT = (
+    f"INSERT INTO screenshots ({', '.join(Screenshot.__struct_fields__)}) "
+    f"VALUES ({', '.join('?' * len(Screenshot.__struct_fields__))})"
+)
+
+
+def _document_values(doc: StoredDocument | Screenshot) -> list[Any]:
     return [_encode(f, getattr(doc, f)) for f in doc.__struct_fields__]
 
 
@@ -288,6 +311,7 @@ class PageRow(msgspec.Struct, array_like=True):
     links: int
     elapsed_ms: int
     fetched_at: str
+    engine: str  # "http" or "browser"
 
 
 class CandidateRow(msgspec.Struct, array_like=True):
@@ -332,6 +356,7 @@ class ProgressBatch(msgspec.Struct):
     pages: list[PageRow] = msgspec.field(default_factory=list)
     candidates: list[CandidateRow] = msgspec.field(default_factory=list)
     documents: list[StoredDocument] = msgspec.field(default_factory=list)
+    screenshots: list[Screenshot] = msgspec.field(default_factory=list)
     errors: list[JobErrorInfo] = msgspec.field(default_factory=list)
     warnings: list[tuple[str, datetime]] = msgspec.field(default_factory=list)
     events: list[Event] = msgspec.field(default_factory=list)
@@ -357,6 +382,7 @@ class Snapshot(msgspec.Struct):
     errors: list[JobErrorInfo]
     warnings: list[str]
     documents: list[StoredDocument]
+    screenshots: list[Screenshot] = msgspec.field(default_factory=list)
 
 
 class Store:
@@ -528,7 +554,8 @@ class Store:
         def write(conn: sqlite3.Connection) -> None:
             if batch.pages:
                 conn.executemany(
-                    "INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO pages (job_id, url, http_status, depth, links, elapsed_ms, "
+                    "fetched_at, engine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [msgspec.structs.astuple(p) for p in batch.pages],
                 )
             if batch.candidates:
@@ -538,6 +565,8 @@ class Store:
                 )
             for doc in batch.documents:
                 conn.execute(_INSERT_DOCUMENT, _document_values(doc))
+            for shot in batch.screenshots:
+                conn.execute(_INSERT_SCREENSHOT, _document_values(shot))
             if batch.errors:
                 conn.executemany(
                     "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -613,6 +642,7 @@ class Store:
                     errors=await self.errors(job_id, conn),
                     warnings=await self.warnings(job_id, conn),
                     documents=await self.documents(job_id, conn) if with_documents else [],
+                    screenshots=await self.screenshots(job_id, conn) if with_documents else [],
                 )
             finally:
                 await conn.execute("COMMIT")
@@ -759,6 +789,23 @@ class Store:
             row = await cur.fetchone()
         return None if row is None else _document(row)
 
+    async def screenshots(
+        self, job_id: str, conn: aiosqlite.Connection | None = None
+    ) -> list[Screenshot]:
+        async with (conn or self.r).execute(
+            "SELECT * FROM screenshots WHERE job_id = ? ORDER BY rowid", (job_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_screenshot(row) for row in rows]
+
+    async def get_screenshot(self, job_id: str, screenshot_id: str) -> Screenshot | None:
+        async with self.r.execute(
+            "SELECT * FROM screenshots WHERE job_id = ? AND screenshot_id = ?",
+            (job_id, screenshot_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return None if row is None else _screenshot(row)
+
     async def errors(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[JobErrorInfo]:
@@ -830,4 +877,17 @@ def _document(row: sqlite3.Row) -> StoredDocument:
         sha256=row["sha256"],
         file_name=row["file_name"],
         extracted_at=extracted,
+    )
+
+
+def _screenshot(row: sqlite3.Row) -> Screenshot:
+    taken = _dt(row["taken_at"])
+    assert taken is not None
+    return Screenshot(
+        job_id=row["job_id"],
+        screenshot_id=row["screenshot_id"],
+        url=row["url"],
+        size_bytes=row["size_bytes"],
+        file_name=row["file_name"],
+        taken_at=taken,
     )

@@ -51,6 +51,7 @@ RESULTS_KEYS = {
     "errors",
     "warnings",
     "has_errors",
+    "screenshots",
 }
 DOCUMENT_KEYS = {
     "document_id",

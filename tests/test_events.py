@@ -94,7 +94,10 @@ async def test_a_job_stream_tells_the_whole_story(keyed: Client, docsite: TestSe
     statuses = [e["data"]["status"] for e in events if e["event"] == "status"]
     assert statuses.index("in_progress") < statuses.index("completed")
     pages = [e["data"] for e in events if e["event"] == "page"]
-    assert set(pages[0]) == {"url", "status", "depth", "links", "elapsed_ms", "fetched_at"}
+    assert set(pages[0]) == {
+        "url", "status", "depth", "links", "elapsed_ms", "fetched_at", "engine", "screenshot_url",
+    }  # fmt: skip
+    assert {page["engine"] for page in pages} == {"http"}
 
     results = await (await keyed.get(f"/scrape/results/{job_id}", headers=ALICE)).json()
     downloaded = [

@@ -35,6 +35,8 @@ import msgspec
 import pyppeteer  # type: ignore[import-untyped]
 from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
 
+from skopd.crawl.proxy import Destinations, ForwardProxy
+
 log = logging.getLogger(__name__)
 
 # pyppeteer 2.0 hands websockets 10 a `loop` argument on every connect.
@@ -68,6 +70,10 @@ _FLAGS: Final = (
     "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup,OptimizationHints,"
     "OptimizationGuideModelDownloading,OptGuideOnDeviceModel,Translate,MediaRouter",
     "--remote-debugging-port=0",
+    # WebRTC would send UDP around the proxy; DNS prefetching would resolve around it.
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--webrtc-ip-handling-policy=disable_non_proxied_udp",
+    "--dns-prefetch-disable",
 )
 _MEDIA = (
     "png jpg jpeg gif webp avif svg ico bmp tif tiff woff woff2 ttf otf eot "
@@ -164,6 +170,14 @@ class RenderError(Exception):
     """A page could not be rendered: bad URL, browser unavailable, crash or deadline."""
 
 
+class NotAPage(RenderError):
+    """The URL answered with a file to download, not a page."""
+
+
+class BrowserUnavailable(RenderError):
+    """No render can be attempted: disabled, no executable, or Chromium failed to start."""
+
+
 class Rendered(msgspec.Struct):
     """A rendered page.
 
@@ -198,13 +212,20 @@ class BrowserSettings(Protocol):
 class BrowserPool:
     """The daemon's Chromium and at most `max_pages` tabs rendering at once.
 
-    Chromium resolves and connects by itself: the crawler's address policy does not apply
-    to its requests (page, scripts, XHR) yet.
+    With a `policy`, every connection Chromium makes (page, scripts, XHR, fetch, iframes)
+    goes through a ForwardProxy that applies it; without one, Chromium connects by itself.
     """
 
-    def __init__(self, settings: BrowserSettings, *, temp_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: BrowserSettings,
+        *,
+        temp_dir: str | None = None,
+        policy: Destinations | None = None,
+    ) -> None:
         self._settings = settings
         self._temp_dir = temp_dir
+        self._proxy = ForwardProxy(policy) if policy is not None else None
         self._slots = asyncio.Semaphore(settings.max_pages)
         self._chromium: _Chromium | None = None
         self._starting: asyncio.Task[_Chromium] | None = None
@@ -225,7 +246,7 @@ class BrowserPool:
         _check_url(url)
         reason = await self.available()
         if reason is not None:
-            raise RenderError(f"browser unavailable: {reason}")
+            raise BrowserUnavailable(f"browser unavailable: {reason}")
         async with self._slots:
             self._in_use += 1
             try:
@@ -267,6 +288,39 @@ class BrowserPool:
         }
 
     @property
+    def launched(self) -> bool:
+        """Whether Chromium was ever started by this pool."""
+        return self._launches > 0
+
+    async def health(self) -> dict[str, object]:
+        """What /healthz shows: state is disabled, unavailable, not_launched or running."""
+        reason = await self.available()
+        state = self.state()
+        if not self._settings.enabled:
+            label = "disabled"
+        elif state["running"]:
+            label = "running"
+        elif reason is not None:
+            label = "unavailable"
+        else:
+            label = "not_launched"
+        profile = self.profile_dir
+        processes = 0
+        if label == "running" and profile is not None:
+            processes = await asyncio.to_thread(_count_marked, _marker(profile))
+        return {
+            "state": label,
+            "reason": reason,
+            "pid": state["pid"],
+            "processes": processes,
+            "pages_in_use": state["pages_in_use"],
+            "max_pages": state["max_pages"],
+            "launches": state["launches"],
+            "crashes": state["crashes"],
+            "proxy": self._proxy is not None,
+        }
+
+    @property
     def profile_dir(self) -> Path | None:
         """The running Chromium's --user-data-dir (every process of it has it on its cmdline)."""
         return self._chromium.process.profile if self._chromium is not None else None
@@ -283,6 +337,8 @@ class BrowserPool:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await asyncio.to_thread(self._processes.kill_all)
+        if self._proxy is not None:
+            await self._proxy.close()
 
     async def _current(self) -> _Chromium:
         if self._closed:
@@ -298,13 +354,20 @@ class BrowserPool:
         except RenderError:
             raise
         except Exception as exc:
-            raise RenderError(f"Chromium failed to start: {_describe(exc)}") from exc
+            raise BrowserUnavailable(f"Chromium failed to start: {_describe(exc)}") from exc
 
     async def _launch(self) -> _Chromium:
         began = time.monotonic()
         try:
+            flags: list[str] = []
+            if self._proxy is not None:
+                # <-loopback> removes Chromium's implicit bypass: loopback goes through too.
+                flags += [
+                    f"--proxy-server={await self._proxy.start()}",
+                    "--proxy-bypass-list=<-loopback>",
+                ]
             chromium = await _Chromium.start(
-                self._settings.executable, self._temp_dir, self._processes, self._on_gone
+                self._settings.executable, self._temp_dir, self._processes, self._on_gone, flags
             )
         except BaseException as exc:
             self._failure = (time.monotonic(), _describe(exc))
@@ -422,7 +485,7 @@ class _Process:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait()
-        _kill_marked(f"--user-data-dir={self.profile}".encode())
+        _kill_marked(_marker(self.profile))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _exited(self) -> bool:
@@ -465,9 +528,11 @@ class _Processes:
             self.reap(process, _EXIT_GRACE_S)
 
 
-def _spawn_chromium(executable: str, temp_dir: str | None, processes: _Processes) -> _Process:
+def _spawn_chromium(
+    executable: str, temp_dir: str | None, processes: _Processes, flags: list[str]
+) -> _Process:
     root = Path(tempfile.mkdtemp(prefix="skopd-chromium-", dir=temp_dir))
-    command = [executable, *_FLAGS, f"--user-data-dir={root / 'profile'}", "about:blank"]
+    command = [executable, *_FLAGS, *flags, f"--user-data-dir={root / 'profile'}", "about:blank"]
     try:
         with open(root / "chromium.log", "wb") as output:
             popen = subprocess.Popen(
@@ -504,8 +569,9 @@ class _Chromium:
         temp_dir: str | None,
         processes: _Processes,
         on_gone: Callable[[_Chromium], None],
+        flags: list[str],
     ) -> _Chromium:
-        process = await asyncio.to_thread(_spawn_chromium, executable, temp_dir, processes)
+        process = await asyncio.to_thread(_spawn_chromium, executable, temp_dir, processes, flags)
         try:
             endpoint = await asyncio.to_thread(process.endpoint, _LAUNCH_TIMEOUT_S)
             async with asyncio.timeout(_LAUNCH_TIMEOUT_S):
@@ -658,8 +724,10 @@ class _Tab:
         """
         self._navigating = True
         reply = await _send(self._session, "Page.navigate", {"url": url})
-        if reply.get("errorText") or reply.get("isDownload"):
-            raise RenderError(f"{url}: {reply.get('errorText') or 'a download, not a page'}")
+        if reply.get("isDownload"):
+            raise NotAPage(f"{url}: a download, not a page")
+        if reply.get("errorText"):
+            raise RenderError(f"{url}: {reply['errorText']}")
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout_at(give_up_load):
                 await self._loaded.wait()
@@ -815,25 +883,40 @@ def _check_url(url: str) -> None:
         raise RenderError(f"{url!r}: only http and https URLs are rendered")
 
 
-def _kill_marked(marker: bytes) -> None:
-    """SIGKILL every process with `marker` among its arguments (blocking).
+def _marker(profile: Path) -> bytes:
+    return f"--user-data-dir={profile}".encode()
+
+
+def _marked(marker: bytes) -> list[int]:
+    """Processes with `marker` among their arguments (blocking: reads /proc).
 
     Chromium's helpers rewrite their command line as one space-separated string.
     """
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                arguments = f.read().replace(b"\0", b" ") + b" "
+        except OSError:
+            continue
+        if marker + b" " in arguments:
+            found.append(int(entry.name))
+    return found
+
+
+def _count_marked(marker: bytes) -> int:
+    return len(_marked(marker))
+
+
+def _kill_marked(marker: bytes) -> None:
+    """SIGKILL every process with `marker` among its arguments (blocking)."""
     for _ in range(50):
-        found = False
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry.name}/cmdline", "rb") as f:
-                    arguments = f.read().replace(b"\0", b" ") + b" "
-            except OSError:
-                continue
-            if marker + b" " in arguments:
-                found = True
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
+        found = _marked(marker)
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if not found:
             return
         time.sleep(0.02)

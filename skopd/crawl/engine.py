@@ -12,6 +12,11 @@ Checkpoint: every URL seen, queued and done goes to the recorder with what it fo
 same flush, and a worker takes no new work before its last item is in the store; so a crawl
 stopped at any moment (SIGKILL included) continues from the store (`restore`) fetching again
 at most the items that were in flight, and never records a page or a document twice.
+
+JavaScript (`render_js`): with "auto", an HTML page that looks like an application shell is
+rendered in the shared Chromium and the links of the rendered DOM join the same pipeline
+as static links; each host remembers what worked (see HostRendering). "always" renders
+every HTML page, "never" none.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ from yarl import URL
 
 from skopd.config import Config, RelevanceConfig
 from skopd.crawl import doctypes, sitemaps, urls
+from skopd.crawl.browser import (
+    RENDERED_CONTENT_TYPE,
+    BrowserPool,
+    BrowserUnavailable,
+    NotAPage,
+    Rendered,
+    RenderError,
+)
 from skopd.crawl.extract import Link, Page, parse_page
 from skopd.crawl.fetch import (
     Downloader,
@@ -47,8 +60,9 @@ from skopd.crawl.fetch import (
 )
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.robots import Robots, RobotsCache, origin_of
+from skopd.crawl.shell import looks_like_app_shell
 from skopd.crawl.traps import TrapGuard
-from skopd.models import Job, StoredDocument, utcnow
+from skopd.models import Job, Screenshot, StoredDocument, new_id, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
 from skopd.relevance.doctext import TEXT_TYPES, DocTextError, extract_text
@@ -66,6 +80,7 @@ ROBOTS_KINDS = frozenset({"robots_disallowed", "robots_unavailable"})
 MB = 1024 * 1024
 FREE_CHECK_BYTES = 8 * MB  # the disk's free space is asked again after this many bytes
 LISTED_ROBOTS_ERRORS = 10  # page URLs skipped by robots.txt shown as errors; the rest counted
+FUTILE_RENDERS = 3  # renders of a host that brought nothing, before its shells are left alone
 
 
 class JobFailed(Exception):
@@ -102,6 +117,27 @@ class Item(msgspec.Struct):
     probe: bool = False  # below the threshold, but only its own text can tell
     key: str = ""  # set when a sitemap lists the URL too: whichever entry comes first is fetched
     norm: str = ""  # the normalized URL: the item's key in the checkpoint
+
+
+class HostRendering(msgspec.Struct):
+    """What one host's pages needed so far (auto mode).
+
+    A host whose static pages have content of their own never reaches the browser. A host
+    whose shells, rendered, showed links their HTML lacked, and whose pages are mostly
+    shells, renders its next pages directly (no static fetch first). A host whose renders
+    keep finding nothing more is not rendered again.
+    """
+
+    shells: int = 0  # static pages that looked like application shells
+    plain: int = 0  # static pages with content of their own
+    gains: int = 0  # renders that found links the static HTML did not have
+    futile: int = 0  # renders that failed or found nothing more
+
+    def direct(self) -> bool:
+        return self.gains > 0 and self.shells > self.plain
+
+    def given_up(self) -> bool:
+        return self.gains == 0 and self.futile >= FUTILE_RENDERS
 
 
 class Outcome(msgspec.Struct):
@@ -146,6 +182,7 @@ class Crawl:
         text_limits: RelevanceConfig,
         sink: PageSink | None = None,
         limits: DownloadLimits | None = None,
+        browser: BrowserPool | None = None,
     ) -> None:
         self.job = job
         self.sink = sink
@@ -202,6 +239,10 @@ class Crawl:
         started = job.started_at
         self.elapsed_before = (utcnow() - started).total_seconds() if started else 0.0
         recorder.crawl_state = self._state
+        self.browser = browser
+        self.rendering: dict[str, HostRendering] = {}
+        # Why pages are not rendered in this job although they would be (browser unusable).
+        self.render_off: str | None = None if browser is not None else "no browser configured"
 
     # -- the job ----------------------------------------------------------
 
@@ -209,6 +250,7 @@ class Crawl:
         self.dir.mkdir(parents=True, exist_ok=True)
         if not self.resumed:
             self.rec.enter("coordinator")
+        await self._check_browser()
         start = self._coordinate()
         reason = "completed"
         self.deadline = self.robots.deadline = time.monotonic() + self._time_left()
@@ -466,6 +508,8 @@ class Crawl:
     async def _process_page(self, item: Item, first: bool = False) -> None:
         self.pages_started += 1
         began = time.monotonic()
+        if not first and self._render_directly(item.url) and await self._direct(item, began):
+            return
         try:
             async with self.http.get(item.url, gate=self._gate, deadline=self.deadline) as resp:
                 final = str(resp.url)
@@ -529,6 +573,9 @@ class Crawl:
             self._page(item, final, status, 0, began)
             return
         page = await _parse(body, final, content_type)
+        if self._needs_render(page, body):
+            await self._render_after(item, page, body, status, began)
+            return
         elapsed, links = _ms(began), len(page.links)
         if self.sink is not None:
             page.links = await self.sink.page(page, body, item.depth)
@@ -537,8 +584,10 @@ class Crawl:
         self.rec.page(final, status, item.depth, links, elapsed)
         self.rec.done(item.norm)
 
-    def _page(self, item: Item, final: str, status: int, links: int, began: float) -> None:
-        self.rec.page(final, status, item.depth, links, _ms(began))
+    def _page(
+        self, item: Item, final: str, status: int, links: int, began: float, engine: str = "http"
+    ) -> None:
+        self.rec.page(final, status, item.depth, links, _ms(began), engine)
         self.rec.done(item.norm)
 
     def _classify(
@@ -566,13 +615,15 @@ class Crawl:
     def _in_scope(self, url: str) -> bool:
         return any(urls.same_site(url, key) for key in self.sites)
 
-    async def _follow(self, page: Page, depth: int) -> None:
+    async def _follow(self, page: Page, depth: int, extra: Sequence[Link] = ()) -> None:
+        """Queue the new links of `page` (and `extra` links it had at some point: a rendered
+        page's earlier states), judge the documents among them."""
         params = self.params
         kept: list[Link] = []
         found: list[Item] = []
         kinds: list[str] = []
         dated = self.traps.dated(page.url)
-        for link in page.links:
+        for link in itertools.chain(page.links, extra):
             url = link.url
             key = urls.normalize_url(url)
             if key in self.seen or not self._in_scope(url):
@@ -610,7 +661,8 @@ class Crawl:
             kept.append(link)
             self._push(-link_priority(self.query, url, link.text), item)
         # Heading and context cost a walk of the page: only for links seen for the first time.
-        page.describe(kept)
+        own = {link.url for link in page.links}
+        page.describe([link for link in kept if link.url in own])
         if found:
             await self._judge(found, kinds)
 
@@ -633,6 +685,159 @@ class Crawl:
             self.rec.candidate(item.url, item.source_page, name, kind, 0.0, "disallowed")
             return False
         return self.traps.document_link(item.url, key) is None
+
+    # -- pages that need JavaScript ----------------------------------------
+
+    async def _check_browser(self) -> None:
+        """render_js "always" with no usable browser: the job cannot be done as asked."""
+        if self.params.render_js != "always":
+            return
+        reason = self.render_off
+        if self.browser is not None:
+            reason = await self.browser.available()
+        if reason is not None:
+            raise JobFailed(
+                "browser_unavailable",
+                f'render_js is "always" but the browser is unavailable: {reason}',
+            )
+
+    def _host(self, url: str) -> HostRendering:
+        host = URL(url).host or ""
+        memory = self.rendering.get(host)
+        if memory is None:
+            memory = self.rendering[host] = HostRendering()
+        return memory
+
+    def _render_directly(self, url: str) -> bool:
+        mode = self.params.render_js
+        if mode == "never" or self.render_off is not None:
+            return False
+        return mode == "always" or self._host(url).direct()
+
+    def _needs_render(self, page: Page, body: bytes) -> bool:
+        """After a static fetch: render it? (reads page.text_chars: before _follow)"""
+        mode = self.params.render_js
+        if mode == "never" or self.render_off is not None:
+            return False
+        if mode == "always":
+            return True
+        usable = sum(1 for link in page.links if self._in_scope(link.url))
+        memory = self._host(page.url)
+        if not looks_like_app_shell(body, usable, page.text_chars):
+            memory.plain += 1
+            return False
+        memory.shells += 1
+        return not memory.given_up()
+
+    async def _render_after(
+        self, item: Item, page: Page, body: bytes, status: int, began: float
+    ) -> None:
+        """A statically fetched shell: its own links first, then the rendered DOM's.
+
+        A sink gets the rendered page only, or the static one if the render fails."""
+        static = {urls.normalize_url(link.url) for link in page.links}
+        if self.sink is None:
+            await self._follow(page, item.depth)
+        rendered = await self._render(page.url)
+        if rendered is None:
+            elapsed = _ms(began)
+            if self.sink is not None:
+                page.links = await self.sink.page(page, body, item.depth)
+                await self._follow(page, item.depth)
+            self.rec.page(page.url, status, item.depth, len(static), elapsed)
+            self.rec.done(item.norm)
+            return
+        page.release()
+        memory = self._host(page.url)
+        if any(urls.normalize_url(link) not in static for link in rendered.links):
+            memory.gains += 1
+        else:
+            memory.futile += 1
+        await self._rendered(item, rendered, status, began)
+
+    async def _direct(self, item: Item, began: float) -> bool:
+        """Render without a static fetch first; False: fetch it statically instead."""
+        rendered = await self._render(item.url, quiet_not_page=True)
+        if rendered is None:
+            return False
+        status = rendered.status or 200
+        if status >= 400:
+            self._page(item, rendered.final_url, status, 0, began, "browser")
+            self.rec.error(f"http_{status}", f"HTTP {status}", rendered.final_url)
+            return True
+        if not self._in_scope(rendered.final_url):
+            return True  # redirected off-site
+        if self.traps.duplicate_content(rendered.html):
+            self._page(item, rendered.final_url, status, 0, began, "browser")
+            return True
+        await self._rendered(item, rendered, status, began)
+        return True
+
+    async def _render(self, url: str, quiet_not_page: bool = False) -> Rendered | None:
+        """The page rendered in the browser (robots.txt and the host's pace obeyed), or None
+        with the reason recorded."""
+        assert self.browser is not None
+        try:
+            delay = await self._gate(URL(url))
+        except FetchError:
+            return None  # the static fetch reports it (or already did)
+        try:
+            async with self.http.hold(url, delay):
+                return await self.browser.render(url, screenshot=self.params.screenshot)
+        except BrowserUnavailable as exc:
+            if self.params.render_js == "always":
+                raise JobFailed("browser_unavailable", str(exc)) from exc
+            self.render_off = str(exc)
+            self.rec.warning(f"pages that need JavaScript were read as static HTML: {exc}")
+            return None
+        except NotAPage:
+            if not quiet_not_page:
+                self.rec.error("render_failed", f"{url}: a download, not a page", url)
+            return None
+        except RenderError as exc:
+            self._host(url).futile += 1
+            self.rec.error("render_failed", str(exc), url)
+            return None
+
+    async def _rendered(self, item: Item, rendered: Rendered, status: int, began: float) -> None:
+        """Record a rendered page (and its screenshot); follow the links of its DOM."""
+        final = rendered.final_url
+        key = urls.normalize_url(final)
+        if self._in_scope(final) and key not in self.seen:
+            self.seen.add(key)  # a client-side route it moved to
+            self.rec.seen(key)
+        page = await _parse(rendered.html, final, RENDERED_CONTENT_TYPE)
+        in_dom = {link.url for link in page.links}
+        extra = [
+            Link(url=url, text="", title="", heading="", context="", tag="a")
+            for url in rendered.links
+            if url not in in_dom
+        ]
+        shot = await self._store_screenshot(final, rendered.screenshot)
+        elapsed, links = _ms(began), len(page.links) + len(extra)
+        if self.sink is not None:
+            page.links = await self.sink.page(page, rendered.html, item.depth)
+            extra = []  # the sink chooses what is followed
+        await self._follow(page, item.depth, extra)
+        # Recorded with what it found, and done in the same flush (see _process_page).
+        self.rec.page(final, status, item.depth, links, elapsed, "browser", shot)
+        self.rec.done(item.norm)
+
+    async def _store_screenshot(self, url: str, png: bytes | None) -> Screenshot | None:
+        if png is None:
+            return None
+        shot_id = new_id("shot")
+        file_name = f"screenshots/{shot_id}.png"
+        path = self.dir / file_name
+        await asyncio.to_thread(_write, path, png)
+        return Screenshot(
+            job_id=self.job.job_id,
+            screenshot_id=shot_id,
+            url=url,
+            size_bytes=len(png),
+            file_name=file_name,
+            taken_at=utcnow(),
+        )
 
     # -- robots.txt and sitemaps ------------------------------------------
 
@@ -1030,6 +1235,11 @@ def _discard_unrecorded(folder: Path, recorded: set[str]) -> None:
     for path in folder.iterdir():
         if path.is_file() and path.name not in recorded:
             path.unlink(missing_ok=True)
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(data)
 
 
 def _ms(began: float) -> int:

@@ -128,7 +128,9 @@ class Downloader:
         return self._session
 
     @asynccontextmanager
-    async def _slot(self, host: str, delay_s: float) -> AsyncIterator[_HostSlot]:
+    async def _slot(
+        self, host: str, delay_s: float, pooled: bool = True
+    ) -> AsyncIterator[_HostSlot]:
         slot = self._slots.get(host)
         if slot is None:
             if len(self._slots) > 4096:
@@ -144,10 +146,21 @@ class Downloader:
                     slot.next_at = max(slot.next_at, now) + delay
                     if wait > 0:
                         await asyncio.sleep(wait)
+                if not pooled:
+                    yield slot
+                    return
                 async with self._pool:
                     yield slot
         finally:
             slot.users -= 1
+
+    @asynccontextmanager
+    async def hold(self, url: str, delay_s: float) -> AsyncIterator[None]:
+        """One of `url`'s host slots (and its pause) for requests made elsewhere: a render.
+
+        Not one of the global pool's: renders have their own bound (the browser's tabs)."""
+        async with self._slot(_parse(url).host_port_subcomponent or "", delay_s, pooled=False):
+            yield
 
     def _prune(self) -> None:
         now = time.monotonic()

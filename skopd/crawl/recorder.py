@@ -27,6 +27,7 @@ from skopd.events import (
 from skopd.models import (
     Job,
     JobErrorInfo,
+    Screenshot,
     StatusResponse,
     StoredDocument,
     new_id,
@@ -70,6 +71,7 @@ _LIVE_FIELDS = (
     "llm_calls",
     "input_tokens",
     "output_tokens",
+    "pages_rendered",
 )
 
 
@@ -124,13 +126,28 @@ class Recorder:
         self._seq += 1
         self._dirty = True
 
-    def page(self, url: str, status: int | None, depth: int, links: int, elapsed_ms: int) -> None:
+    def page(
+        self,
+        url: str,
+        status: int | None,
+        depth: int,
+        links: int,
+        elapsed_ms: int,
+        engine: str = "http",
+        screenshot: Screenshot | None = None,
+    ) -> None:
         self.job.total_pages_crawled += 1
+        if engine == "browser":
+            self.job.pages_rendered += 1
         now = utcnow()
         self._batch.pages.append(
-            PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _ts(now))
+            PageRow(self.job.job_id, url, status, depth, links, elapsed_ms, _ts(now), engine)
         )
-        self._event("page", PageEvent(url, status, depth, links, elapsed_ms, now))
+        shot_url = None
+        if screenshot is not None:
+            self._batch.screenshots.append(screenshot)
+            shot_url = screenshot.out().download_url
+        self._event("page", PageEvent(url, status, depth, links, elapsed_ms, now, engine, shot_url))
 
     def candidate(
         self,

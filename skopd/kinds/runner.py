@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from skopd.config import Config
+from skopd.crawl.browser import BrowserPool
 from skopd.crawl.engine import Crawl, DownloadLimits, JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
@@ -34,8 +35,10 @@ class KindRunner:
         downloader: Downloader,
         relevance: Relevance,
         documents_dir: Path,
+        browser: BrowserPool | None = None,
     ) -> None:
         self.cfg = cfg
+        self.browser = browser  # pages that need JavaScript are rendered, as for documents
         self.store = store
         self.downloader = downloader
         self.relevance = relevance
@@ -84,6 +87,7 @@ class KindRunner:
             self.cfg.relevance,
             sink=sink,
             limits=DownloadLimits.of(self.cfg),
+            browser=self.browser,
         )
 
     @staticmethod

@@ -10,14 +10,16 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from skopd.config import Config
+from skopd.crawl.browser import BrowserPool
 from skopd.crawl.fetch import Downloader
+from skopd.crawl.proxy import PolicyDestinations
 from skopd.events import EventBus
 from skopd.jobs import Scheduler
 from skopd.relevance.backend import Relevance
 from skopd.store import Store
 from skopd.web import aitronos, docscraper, middleware, spidra, sse
 from skopd.web.routes import routes
-from skopd.web.state import BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
+from skopd.web.state import BROWSER, BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
 from skopd.web.tokens import TokenSigner
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -31,8 +33,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     downloader = Downloader(cfg.crawler, app.get(RESOLVER))
     await downloader.start()
     relevance = Relevance(cfg.relevance)
-    scheduler = Scheduler(cfg, store, app[BUS], downloader, relevance)
+    # Launched on the first page that needs it; its requests pass the crawler's address policy.
+    browser = BrowserPool(
+        cfg.browser, policy=PolicyDestinations(downloader.policy, app.get(RESOLVER))
+    )
+    scheduler = Scheduler(cfg, store, app[BUS], downloader, relevance, browser)
     app[STORE] = store
+    app[BROWSER] = browser
     app[DOWNLOADER] = downloader
     app[RELEVANCE] = relevance
     app[SCHEDULER] = scheduler
@@ -41,6 +48,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await scheduler.close()
+        await browser.close()  # after the jobs: no render left; no Chromium outlives us
         await relevance.close()
         await downloader.close()
         await store.close()

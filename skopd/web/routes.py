@@ -21,6 +21,7 @@ from skopd.models import (
     Metadata,
     ResultsResponse,
     StatusResponse,
+    pages_by_engine,
     parse_scrape_request,
     relevance_view,
     runtime_seconds,
@@ -28,7 +29,7 @@ from skopd.models import (
 )
 from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
-from skopd.web.state import CONFIG, RELEVANCE, SCHEDULER, STORE
+from skopd.web.state import BROWSER, CONFIG, RELEVANCE, SCHEDULER, STORE
 
 routes = web.RouteTableDef()
 
@@ -110,6 +111,7 @@ async def results(request: web.Request) -> web.Response:
         warnings=warnings,
         final_status=None if job.status.is_active else job.status,
         **relevance_view(job),
+        pages_by_engine=pages_by_engine(job),
     )
     return json_response(
         ResultsResponse(
@@ -128,6 +130,7 @@ async def results(request: web.Request) -> web.Response:
             errors=errors,
             warnings=warnings,
             has_errors=bool(errors),
+            screenshots=[s.out() for s in snap.screenshots],
         )
     )
 
@@ -213,6 +216,26 @@ async def file(request: web.Request) -> web.FileResponse:
     )
 
 
+@routes.get("/scrape/screenshots/{job_id}/{screenshot_id}")
+async def screenshot(request: web.Request) -> web.FileResponse:
+    job = await _job(request)
+    shot_id = request.match_info["screenshot_id"]
+    shot = await request.app[STORE].get_screenshot(job.job_id, shot_id)
+    if shot is None:
+        raise NotFound(f"screenshot {shot_id[:80]} not found")
+    path = request.app[SCHEDULER].file_path(job.job_id, shot.file_name)
+    if not path.is_file():
+        raise NotFound(f"the file of screenshot {shot.screenshot_id} is no longer stored")
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": "image/png",
+            "Content-Disposition": f'inline; filename="{shot.screenshot_id}.png"',
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
     try:
@@ -230,6 +253,7 @@ async def healthz(request: web.Request) -> web.Response:
             "relevance": relevance,
             "jobs_running": scheduler.running(),
             "jobs_queued": scheduler.queued(),
+            "browser": await request.app[BROWSER].health(),
         },
         status=200 if db_ok else 503,
     )

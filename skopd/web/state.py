@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from skopd.config import Config
+from skopd.crawl.browser import BrowserPool
 from skopd.crawl.fetch import Downloader
 from skopd.events import EventBus
 from skopd.jobs import Scheduler
@@ -17,3 +18,4 @@ SCHEDULER: web.AppKey[Scheduler] = web.AppKey("scheduler", Scheduler)
 DOWNLOADER: web.AppKey[Downloader] = web.AppKey("downloader", Downloader)
 RELEVANCE: web.AppKey[Relevance] = web.AppKey("relevance", Relevance)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
+BROWSER: web.AppKey[BrowserPool] = web.AppKey("browser", BrowserPool)
