@@ -24,6 +24,11 @@ render of ``path`` must find; none of them is in the HTML the server sends.
                 /docs/tracker-1.pdf) but `load` never fires
   /moved        302 to /static
   /silent       never answers, not even with headers
+  /             the portal's home, plain HTML without a script: links to /static, /timer,
+                /fetch, /more, /spa/, /lazy and /chain/1
+  /chain/N      N = 1..CHAIN: a shell linking /chain/N+1 in its HTML; its script fetches
+                /api/chain?n=N (answered after 0.3 s) and writes /docs/chain-N.pdf
+  /docs/*.pdf   a small PDF of its own (distinct bytes per name)
 /never.js and /silent are held open until the app shuts down.
 """
 
@@ -51,6 +56,13 @@ EXPECTED: Final = {
     "/tracker": ["/docs/tracker-1.pdf"],
     "/alert": ["/docs/alert-1.pdf"],
 }
+CHAIN: Final = 8
+# The documents only a browser finds from the home page (EXPECTED less /static and /more's
+# first item, which the HTML has).
+JS_ONLY: Final = sorted(
+    {doc for path in ("/timer", "/fetch", "/more", "/spa/", "/lazy") for doc in EXPECTED[path]}
+    - {"/docs/more-1.pdf"}
+)
 _PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
@@ -73,6 +85,23 @@ def _page(title: str, body: str) -> str:
 
 
 _PAGES: Final = {
+    "/": _page(
+        "Riverton Portal",
+        "<p>Welcome to the portal of the town of Riverton.</p><ul>"
+        + "".join(
+            f'<li><a href="{href}">{title}</a></li>'
+            for href, title in (
+                ("/static", "Council minutes"),
+                ("/timer", "Notices"),
+                ("/fetch", "Budget"),
+                ("/more", "Archive"),
+                ("/spa/", "Documents portal"),
+                ("/lazy", "News"),
+                ("/chain/1", "Reports"),
+            )
+        )
+        + "</ul>",
+    ),
     "/static": _page(
         "Council minutes",
         '<img src="/img/logo.png" alt="Riverton"><ul id="list">'
@@ -195,6 +224,10 @@ def make_jsapp() -> web.Application:
     app.router.add_get("/silent", _never)
     app.router.add_get("/moved", _moved)
     app.router.add_get("/img/logo.png", _logo)
+    app.router.add_get("/chain/{n}", _chain)
+    app.router.add_get("/api/chain", _api_chain)
+    app.router.add_get("/docs/{name}", _doc)
+    app.router.add_get("/", _html)
     app.router.add_get("/{page}", _html)
     return app
 
@@ -248,3 +281,36 @@ async def _moved(request: web.Request) -> web.Response:
 
 async def _logo(request: web.Request) -> web.Response:
     return web.Response(body=_PNG, content_type="image/png")
+
+
+async def _chain(request: web.Request) -> web.Response:
+    n = int(request.match_info["n"])
+    if not 1 <= n <= CHAIN:
+        raise web.HTTPNotFound(text="no such page")
+    following = f'<a href="/chain/{n + 1}">Report {n + 1}</a>' if n < CHAIN else ""
+    body = _page(
+        f"Report {n}",
+        f'<p>{following}</p><ul id="list"></ul>'
+        + _ADD
+        + f"""<script>
+fetch("/api/chain?n={n}").then((r) => r.json()).then((i) => addLink(i.href, i.title));
+</script>""",
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _api_chain(request: web.Request) -> web.Response:
+    await asyncio.sleep(0.3)
+    n = int(request.query.get("n", "1"))
+    return web.json_response({"href": f"/docs/chain-{n}.pdf", "title": f"Report {n} (PDF)"})
+
+
+async def _doc(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not name.endswith(".pdf"):
+        raise web.HTTPNotFound(text="no such document")
+    body = (
+        b"%PDF-1.4\n% " + name.encode() + b"\n1 0 obj << /Type /Catalog >> endobj\n"
+        b"trailer << /Root 1 0 R >>\n%%EOF\n"
+    )
+    return web.Response(body=body, content_type="application/pdf")

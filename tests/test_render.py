@@ -1,0 +1,522 @@
+"""Jobs on pages that need JavaScript, through the daemon, with a real Chromium.
+
+One daemon (and so one Chromium) serves most tests of this module: they share an event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from skopd.crawl.browser import BrowserPool
+from skopd.crawl.proxy import NetworkPolicy, Refused
+from tests.conftest import Daemon, make_config
+from tests.sites.docsite import make_docsite
+from tests.sites.jsapp import CHAIN, HITS, JS_ONLY, make_jsapp
+
+CHROMIUM = "/usr/bin/chromium"
+ROOT = Path(__file__).resolve().parent.parent
+PROMPT = "council documents, notices, budget and reports"
+Client = TestClient[web.Request, web.Application]
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.filterwarnings("ignore:remove loop argument:DeprecationWarning"),
+]
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def site() -> AsyncIterator[TestServer]:
+    server = TestServer(make_jsapp(), host="127.0.0.1")
+    await server.start_server()
+    yield server
+    await server.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Client]:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (the tests need it)")
+    cfg = make_config(
+        tmp_path_factory.mktemp("render"), browser={"page_timeout_s": 8.0, "max_pages": 4}
+    )
+    d = Daemon(cfg)
+    client = await d.start()
+    yield client
+    await d.stop()
+
+
+def at(site: TestServer, path: str) -> str:
+    return str(site.make_url(path))
+
+
+async def run_job(
+    client: Client, website: str, timeout: float = 120.0, **parameters: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Submit, wait for the end; (status, results)."""
+    parameters.setdefault("confidence_threshold", 0.0)
+    resp = await client.post(
+        "/scrape", json={"website": website, "prompt": PROMPT, "parameters": parameters}
+    )
+    assert resp.status == 201, await resp.text()
+    job_id = (await resp.json())["job_id"]
+    end = time.monotonic() + timeout
+    while True:
+        status = await (await client.get(f"/scrape/status/{job_id}")).json()
+        if not status["is_active"]:
+            break
+        assert time.monotonic() < end, f"job still running: {status}"
+        await asyncio.sleep(0.1)
+    results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    return status, results
+
+
+def found(site: TestServer, results: dict[str, Any]) -> set[str]:
+    """Paths of the downloaded documents."""
+    base = at(site, "/")[:-1]
+    return {doc["url"].removeprefix(base) for doc in results["documents"]}
+
+
+async def browser_health(client: Client) -> dict[str, Any]:
+    health = await (await client.get("/healthz")).json()
+    browser: dict[str, Any] = health["browser"]
+    return browser
+
+
+async def page_events(client: Client, job_id: str) -> list[dict[str, Any]]:
+    async with client.get(f"/scrape/events/{job_id}") as resp:
+        text = await resp.text()
+    events = []
+    for block in text.split("\n\n"):
+        fields = dict(
+            line.split(": ", 1) for line in block.splitlines() if not line.startswith(":")
+        )
+        if fields.get("event") == "page":
+            events.append(json.loads(fields["data"]))
+    return events
+
+
+# -- auto, never, always ------------------------------------------------------------
+
+
+async def test_auto_on_a_static_site_never_starts_the_browser(daemon: Client) -> None:
+    docsite = TestServer(make_docsite(), host="127.0.0.1")
+    await docsite.start_server()
+    try:
+        before = await browser_health(daemon)
+        status, results = await run_job(daemon, str(docsite.make_url("/")))
+    finally:
+        await docsite.close()
+
+    assert status["status"] == "completed"
+    pages = results["metadata"]["pages_by_engine"]
+    assert pages["http"] == results["total_pages_crawled"] > 5
+    assert pages["browser"] == 0
+    assert results["total_documents_downloaded"] > 0
+    after = await browser_health(daemon)
+    assert after["launches"] == before["launches"]  # Chromium never started for it
+
+
+async def test_auto_renders_the_pages_scripts_fill(daemon: Client, site: TestServer) -> None:
+    status, results = await run_job(daemon, at(site, "/"), max_depth=CHAIN + 1)
+
+    assert status["status"] == "completed", status
+    docs = found(site, results)
+    # After a timer, after fetch() of JSON, behind "Load more", on a client-side route,
+    # after scrolls, and in a chain of shells; plus what the HTML already had.
+    assert set(JS_ONLY) <= docs
+    assert {"/docs/static-1.pdf", "/docs/more-1.pdf"} <= docs
+    assert {f"/docs/chain-{n}.pdf" for n in range(1, CHAIN + 1)} <= docs
+    pages = results["metadata"]["pages_by_engine"]
+    assert pages["http"] >= 1  # the home page has content of its own
+    assert pages["browser"] >= 6
+    assert pages["http"] + pages["browser"] == results["total_pages_crawled"]
+    timer = next(d for d in results["documents"] if d["url"].endswith("/docs/timer-1.pdf"))
+    assert timer["source_page"] == at(site, "/timer")
+    assert timer["name"] == "Notice 1"  # the link text of the rendered DOM
+
+    events = await page_events(daemon, results["job_id"])
+    engines = {e["url"]: e["engine"] for e in events}
+    assert engines[at(site, "/")] == "http"
+    assert engines[at(site, "/timer")] == "browser"
+    assert engines[at(site, "/spa/docs")] == "browser"  # where the client-side router went
+    assert all(e["screenshot_url"] is None for e in events)
+    assert results["screenshots"] == []
+    health = await browser_health(daemon)
+    assert health["state"] == "running" and health["processes"] >= 2
+
+
+async def test_never_reads_static_html_only(daemon: Client, site: TestServer) -> None:
+    status, results = await run_job(daemon, at(site, "/"), render_js="never")
+
+    assert status["status"] == "completed"
+    docs = found(site, results)
+    assert {"/docs/static-1.pdf", "/docs/static-2.pdf", "/docs/more-1.pdf"} <= docs
+    assert not docs & set(JS_ONLY)
+    assert not any(d.startswith("/docs/chain-") for d in docs)
+    assert results["metadata"]["pages_by_engine"]["browser"] == 0
+
+
+async def test_always_renders_even_a_static_page(daemon: Client, site: TestServer) -> None:
+    status, results = await run_job(daemon, at(site, "/static"), render_js="always")
+
+    assert status["status"] == "completed"
+    assert results["metadata"]["pages_by_engine"] == {"http": 0, "browser": 1}
+    assert found(site, results) == {"/docs/static-1.pdf", "/docs/static-2.pdf"}
+    assert site.app[HITS]["/img/logo.png"] == 0  # images are blocked
+
+
+@pytest.mark.parametrize(
+    ("value", "fragment"),
+    [("sometimes", "parameters.render_js"), (True, "parameters.render_js")],
+)
+async def test_bad_render_parameters_are_refused(
+    daemon: Client, site: TestServer, value: object, fragment: str
+) -> None:
+    resp = await daemon.post(
+        "/scrape",
+        json={"website": at(site, "/"), "prompt": PROMPT, "parameters": {"render_js": value}},
+    )
+    assert resp.status == 400
+    assert fragment in (await resp.json())["message"]
+    resp = await daemon.post(
+        "/scrape",
+        json={"website": at(site, "/"), "prompt": PROMPT, "parameters": {"screenshot": "yes"}},
+    )
+    assert resp.status == 400
+    assert "parameters.screenshot" in (await resp.json())["message"]
+
+
+# -- failures -----------------------------------------------------------------------
+
+
+async def test_a_page_that_never_loads_is_cut_and_the_job_goes_on(
+    daemon: Client, site: TestServer
+) -> None:
+    began = time.monotonic()
+    status, results = await run_job(daemon, at(site, "/stuck"))
+
+    assert status["status"] == "completed"
+    [error] = [e for e in results["errors"] if e["error_type"] == "render_failed"]
+    assert "not rendered within 8 s" in error["error_message"]
+    assert error["is_recoverable"] is True
+    assert error["page_url"] == at(site, "/stuck")
+    # What the HTML had is still used.
+    assert found(site, results) == {"/docs/stuck-1.pdf"}
+    assert results["metadata"]["pages_by_engine"] == {"http": 1, "browser": 0}
+    assert time.monotonic() - began < 60
+
+
+async def test_chromium_killed_mid_job_is_relaunched(daemon: Client, site: TestServer) -> None:
+    before = await browser_health(daemon)
+    resp = await daemon.post(
+        "/scrape",
+        json={
+            "website": at(site, "/chain/1"),
+            "prompt": PROMPT,
+            "parameters": {"confidence_threshold": 0.0, "max_depth": CHAIN},
+        },
+    )
+    job_id = (await resp.json())["job_id"]
+    end = time.monotonic() + 60
+    while site.app[HITS]["/api/chain?n=2"] == 0:  # the second page is being rendered
+        assert time.monotonic() < end
+        await asyncio.sleep(0.02)
+    pid = (await browser_health(daemon))["pid"]
+    assert isinstance(pid, int)
+    os.kill(pid, signal.SIGKILL)
+
+    while (await (await daemon.get(f"/scrape/status/{job_id}")).json())["is_active"]:
+        assert time.monotonic() < end + 60
+        await asyncio.sleep(0.1)
+    results = await (await daemon.get(f"/scrape/results/{job_id}")).json()
+    assert results["status"] == "completed"
+    # The pages after the crash were rendered by a new Chromium.
+    assert f"/docs/chain-{CHAIN}.pdf" in found(site, results)
+    after = await browser_health(daemon)
+    assert after["crashes"] > before["crashes"]
+    assert after["launches"] > before["launches"]
+    assert after["pid"] != pid
+
+
+async def test_screenshots_are_stored_listed_and_served_after_a_restart(
+    site: TestServer, tmp_path: Path
+) -> None:
+    cfg = make_config(tmp_path, browser={"page_timeout_s": 8.0})
+    first = Daemon(cfg)
+    client = await first.start()
+    try:
+        status, results = await run_job(
+            client, at(site, "/timer"), screenshot=True, single_page=True
+        )
+        events = await page_events(client, results["job_id"])
+    finally:
+        await first.stop()
+    assert status["status"] == "completed"
+    [shot] = results["screenshots"]
+    assert shot["url"] == at(site, "/timer")
+    assert shot["size_bytes"] > 1000
+    assert [e["screenshot_url"] for e in events] == [shot["download_url"]]
+
+    second = Daemon(cfg)
+    client = await second.start()
+    try:
+        again = await (await client.get(f"/scrape/results/{results['job_id']}")).json()
+        assert again["screenshots"] == results["screenshots"]
+        resp = await client.get(shot["download_url"])
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "image/png"
+        png = await resp.read()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) == shot["size_bytes"]
+        missing = await client.get(f"/scrape/screenshots/{results['job_id']}/shot_nope")
+        assert missing.status == 404
+        deleted = await client.delete(f"/scrape/jobs/{results['job_id']}")
+        assert deleted.status == 200
+        assert (await client.get(shot["download_url"])).status == 404
+    finally:
+        await second.stop()
+
+
+async def test_missing_chromium_auto_warns_and_always_fails(
+    site: TestServer, tmp_path: Path
+) -> None:
+    d = Daemon(make_config(tmp_path, browser={"executable": "/nonexistent/chromium"}))
+    client = await d.start()
+    try:
+        health = await browser_health(client)
+        status, results = await run_job(client, at(site, "/"))
+        failed, _ = await run_job(client, at(site, "/"), render_js="always")
+    finally:
+        await d.stop()
+
+    assert health["state"] == "unavailable"
+    assert "/nonexistent/chromium: no such executable" in health["reason"]
+    assert status["status"] == "completed"
+    warnings = [w for w in status["warnings"] if "read as static HTML" in w]
+    assert len(warnings) == 1 and "/nonexistent/chromium" in warnings[0]
+    assert {"/docs/static-1.pdf", "/docs/more-1.pdf"} <= found(site, results)
+    assert results["metadata"]["pages_by_engine"]["browser"] == 0
+    assert failed["status"] == "failed"
+    assert 'render_js is "always" but the browser is unavailable' in failed["message"]
+    assert "/nonexistent/chromium" in failed["message"]
+
+
+async def test_disabled_browser_is_reported(tmp_path: Path) -> None:
+    d = Daemon(make_config(tmp_path, browser={"enabled": False}))
+    client = await d.start()
+    try:
+        health = await browser_health(client)
+    finally:
+        await d.stop()
+    assert health["state"] == "disabled"
+    assert "enabled = false" in health["reason"]
+
+
+# -- Chromium's own requests obey the address policy ------------------------------
+
+
+class FixtureOnly:
+    """The crawler's policy with allow_private_networks false, but for the fixture's port."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.strict = NetworkPolicy(allow_private_networks=False)
+
+    async def addresses(self, host: str, port: int) -> list[str]:
+        if host == "127.0.0.1" and port == self.port:
+            return ["127.0.0.1"]
+        return await self.strict.addresses(host, port)
+
+
+def leaky_app(secret: int) -> web.Application:
+    """A page whose scripts and frames reach for a private service at port `secret`."""
+    targets = [
+        f"http://127.0.0.1:{secret}/fetch",
+        f"http://localhost:{secret}/name",
+        f"http://[::ffff:127.0.0.1]:{secret}/mapped",
+        f"https://127.0.0.1:{secret}/tls",
+    ]
+
+    async def page(request: web.Request) -> web.Response:
+        html = (
+            "<!doctype html><html><head><title>Leak</title></head><body><ul id=list></ul>"
+            f'<iframe src="http://127.0.0.1:{secret}/frame"></iframe><script>'
+            f"const targets = {json.dumps(targets)};"
+            "Promise.allSettled(targets.map((t) => fetch(t, {mode: 'no-cors'})))"
+            ".then(() => { const x = new XMLHttpRequest();"
+            f" x.open('GET', 'http://127.0.0.1:{secret}/xhr');"
+            " x.onloadend = () => { const a = document.createElement('a');"
+            " a.href = '/docs/done.pdf'; a.textContent = 'done';"
+            " document.getElementById('list').append(a); }; x.send(); });"
+            "</script></body></html>"
+        )
+        return web.Response(text=html, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    return app
+
+
+async def test_chromium_cannot_reach_forbidden_addresses(tmp_path: Path) -> None:
+    hits: list[str] = []
+
+    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hits.append((await reader.read(200)).decode("latin-1").split("\r\n")[0])
+        writer.close()
+
+    secret = await asyncio.start_server(count, "127.0.0.1", 0)
+    secret_port = secret.sockets[0].getsockname()[1]
+    page_site = TestServer(leaky_app(secret_port), host="127.0.0.1")
+    await page_site.start_server()
+    policy = FixtureOnly(page_site.port or 0)
+    guarded = BrowserPool(make_config(tmp_path).browser, temp_dir=str(tmp_path), policy=policy)
+    unguarded = BrowserPool(make_config(tmp_path).browser, temp_dir=str(tmp_path))
+    done = str(page_site.make_url("/docs/done.pdf"))
+    try:
+        rendered = await guarded.render(str(page_site.make_url("/")))
+        guarded_hits = list(hits)
+        # The same page without the proxy: the secret service is reached (the test can fail).
+        await unguarded.render(str(page_site.make_url("/")))
+    finally:
+        await guarded.close()
+        await unguarded.close()
+        await page_site.close()
+        secret.close()
+
+    assert done in rendered.links  # the page's script ran to its end
+    assert guarded_hits == []
+    assert hits  # unguarded, Chromium went straight to it
+    with pytest.raises(Refused):
+        await NetworkPolicy(allow_private_networks=False).addresses("localhost", 80)
+    with pytest.raises(Refused):
+        await NetworkPolicy(allow_private_networks=False).addresses("169.254.169.254", 80)
+
+
+# -- no Chromium outlives the daemon ------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _processes_under(root: int) -> set[int]:
+    """`root`'s descendants, through /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    parents[int(entry.name)] = int(f.read().rpartition(")")[2].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = [root]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found.update(children)
+        frontier.extend(children)
+    return found
+
+
+def _alive_with(marker: str) -> list[int]:
+    """Live (not zombie) processes whose command line mentions `marker`."""
+    alive = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if marker.encode() in cmdline:
+            alive.append(int(entry.name))
+    return alive
+
+
+async def test_sigterm_leaves_no_chromium(site: TestServer, tmp_path: Path) -> None:
+    port = _free_port()
+    # Chromium's sockets live in TMPDIR: a path short enough for a socket address.
+    chromium_tmp = Path(tempfile.mkdtemp(prefix="skopd-t-"))
+    (tmp_path / "config.toml").write_text(
+        f"[server]\nport = {port}\n[crawler]\nallow_private_networks = true\n"
+        '[relevance]\nbackend = "lexical"\n[browser]\npage_timeout_s = 8.0\n'
+    )
+    env = {**os.environ, "TMPDIR": str(chromium_tmp)}
+    daemon = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "skopd", "serve", "--config", str(tmp_path / "config.toml")),
+        env=env,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _until_up(http, base)
+            body = {"website": at(site, "/chain/1"), "prompt": PROMPT}
+            async with http.post(f"{base}/scrape", json=body) as resp:
+                assert resp.status == 201
+            end = time.monotonic() + 60
+            while True:
+                async with http.get(f"{base}/healthz") as resp:
+                    browser = (await resp.json())["browser"]
+                if browser["state"] == "running" and browser["pages_in_use"] > 0:
+                    break
+                assert time.monotonic() < end, browser
+                await asyncio.sleep(0.05)
+        chromium = _processes_under(daemon.pid)
+        assert len(chromium) >= 2
+        daemon.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(20):
+            code = await daemon.wait()
+    finally:
+        if daemon.returncode is None:
+            daemon.kill()
+            await daemon.wait()
+    assert code == 0
+    left = [pid for pid in chromium if _is_live(pid)]
+    assert left == []
+    assert _alive_with(str(chromium_tmp)) == []
+    assert os.listdir(chromium_tmp) == []  # profiles removed
+    os.rmdir(chromium_tmp)
+
+
+def _is_live(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+async def _until_up(http: aiohttp.ClientSession, base: str) -> None:
+    end = time.monotonic() + 30
+    while True:
+        try:
+            async with http.get(f"{base}/healthz") as resp:
+                if resp.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        assert time.monotonic() < end, "the daemon did not start"
+        await asyncio.sleep(0.1)
