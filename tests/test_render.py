@@ -24,7 +24,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from skopd.crawl.browser import BrowserPool
-from skopd.crawl.proxy import NetworkPolicy, Refused
+from skopd.crawl.netpolicy import AddressPolicy
+from skopd.crawl.proxy import PolicyDestinations, Refused
 from tests.conftest import Daemon, make_config
 from tests.sites.docsite import make_docsite
 from tests.sites.jsapp import CHAIN, HITS, JS_ONLY, make_jsapp
@@ -330,25 +331,14 @@ async def test_disabled_browser_is_reported(tmp_path: Path) -> None:
 # -- Chromium's own requests obey the address policy ------------------------------
 
 
-class FixtureOnly:
-    """The crawler's policy with allow_private_networks false, but for the fixture's port."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.strict = NetworkPolicy(allow_private_networks=False)
-
-    async def addresses(self, host: str, port: int) -> list[str]:
-        if host == "127.0.0.1" and port == self.port:
-            return ["127.0.0.1"]
-        return await self.strict.addresses(host, port)
-
-
 def leaky_app(secret: int) -> web.Application:
-    """A page whose scripts and frames reach for a private service at port `secret`."""
+    """A page whose frames, fetch() and XHR reach for a private service at port `secret`,
+    in several spellings; when they are all settled it links /docs/done.pdf."""
     targets = [
         f"http://127.0.0.1:{secret}/fetch",
-        f"http://localhost:{secret}/name",
         f"http://[::ffff:127.0.0.1]:{secret}/mapped",
+        f"http://127.1:{secret}/short",
+        f"http://2130706433:{secret}/decimal",
         f"https://127.0.0.1:{secret}/tls",
     ]
 
@@ -361,50 +351,100 @@ def leaky_app(secret: int) -> web.Application:
             ".then(() => { const x = new XMLHttpRequest();"
             f" x.open('GET', 'http://127.0.0.1:{secret}/xhr');"
             " x.onloadend = () => { const a = document.createElement('a');"
-            " a.href = '/docs/done.pdf'; a.textContent = 'done';"
+            " a.href = '/docs/done.pdf'; a.textContent = 'Report done (PDF)';"
             " document.getElementById('list').append(a); }; x.send(); });"
             "</script></body></html>"
         )
         return web.Response(text=html, content_type="text/html")
 
+    async def done(request: web.Request) -> web.Response:
+        pdf = b"%PDF-1.4\n% done\ntrailer << >>\n%%EOF\n"
+        return web.Response(body=pdf, content_type="application/pdf")
+
     app = web.Application()
     app.router.add_get("/", page)
+    app.router.add_get("/docs/done.pdf", done)
     return app
 
 
-async def test_chromium_cannot_reach_forbidden_addresses(tmp_path: Path) -> None:
-    hits: list[str] = []
+class Secret:
+    """A private service on 127.0.0.1: every connection to it is counted."""
 
-    async def count(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hits.append((await reader.read(200)).decode("latin-1").split("\r\n")[0])
+    def __init__(self) -> None:
+        self.hits: list[str] = []
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> Secret:
+        self.server = await asyncio.start_server(self._count, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _count(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.hits.append((await reader.read(200)).decode("latin-1").split("\r\n")[0])
         writer.close()
 
-    secret = await asyncio.start_server(count, "127.0.0.1", 0)
-    secret_port = secret.sockets[0].getsockname()[1]
-    page_site = TestServer(leaky_app(secret_port), host="127.0.0.1")
-    await page_site.start_server()
-    policy = FixtureOnly(page_site.port or 0)
-    guarded = BrowserPool(make_config(tmp_path).browser, temp_dir=str(tmp_path), policy=policy)
-    unguarded = BrowserPool(make_config(tmp_path).browser, temp_dir=str(tmp_path))
-    done = str(page_site.make_url("/docs/done.pdf"))
-    try:
-        rendered = await guarded.render(str(page_site.make_url("/")))
-        guarded_hits = list(hits)
-        # The same page without the proxy: the secret service is reached (the test can fail).
-        await unguarded.render(str(page_site.make_url("/")))
-    finally:
-        await guarded.close()
-        await unguarded.close()
-        await page_site.close()
-        secret.close()
 
-    assert done in rendered.links  # the page's script ran to its end
+async def test_chromium_reaches_no_forbidden_address(tmp_path: Path) -> None:
+    """The pool with the policy's proxy, and without (the test can fail)."""
+    policy = AddressPolicy(False, allowed_hosts=["localhost"])
+    async with Secret() as secret:
+        page_site = TestServer(leaky_app(secret.port), host="127.0.0.1")
+        await page_site.start_server()
+        start = f"http://localhost:{page_site.port}/"
+        guarded = BrowserPool(
+            make_config(tmp_path).browser,
+            temp_dir=str(tmp_path),
+            policy=PolicyDestinations(policy),
+        )
+        unguarded = BrowserPool(make_config(tmp_path).browser, temp_dir=str(tmp_path))
+        try:
+            rendered = await guarded.render(start)
+            guarded_hits = list(secret.hits)
+            await unguarded.render(start)
+        finally:
+            await guarded.close()
+            await unguarded.close()
+            await page_site.close()
+
+    assert start + "docs/done.pdf" in rendered.links  # the page's script ran to its end
     assert guarded_hits == []
-    assert hits  # unguarded, Chromium went straight to it
-    with pytest.raises(Refused):
-        await NetworkPolicy(allow_private_networks=False).addresses("localhost", 80)
-    with pytest.raises(Refused):
-        await NetworkPolicy(allow_private_networks=False).addresses("169.254.169.254", 80)
+    assert secret.hits  # without the proxy, Chromium went straight to it
+    destinations = PolicyDestinations(AddressPolicy(False))
+    for host in ("localhost", "169.254.169.254", "0x7f.1", "[::1]"):
+        with pytest.raises(Refused):
+            await destinations.addresses(host, 80)
+
+
+async def test_a_job_s_renders_reach_no_forbidden_address(tmp_path: Path) -> None:
+    """Through the daemon: the site is let in by crawler.allowed_hosts, nothing else is."""
+    async with Secret() as secret:
+        page_site = TestServer(leaky_app(secret.port), host="127.0.0.1")
+        await page_site.start_server()
+        d = Daemon(
+            make_config(
+                tmp_path,
+                crawler={"allow_private_networks": False, "allowed_hosts": ["localhost"]},
+                browser={"page_timeout_s": 8.0},
+            )
+        )
+        client = await d.start()
+        try:
+            status, results = await run_job(
+                client, f"http://localhost:{page_site.port}/", render_js="always"
+            )
+        finally:
+            await d.stop()
+            await page_site.close()
+
+    assert status["status"] == "completed", status
+    assert [doc["url"].rpartition("/")[2] for doc in results["documents"]] == ["done.pdf"]
+    assert results["metadata"]["pages_by_engine"]["browser"] == 1
+    assert secret.hits == []
 
 
 # -- no Chromium outlives the daemon ------------------------------------------------
