@@ -376,3 +376,15 @@ async def test_structured_data_needs_no_model_call(
     data = await aitronos_wait(client, created["job_id"], KEY_A)
     assert names(data["extracted_data"]) == {f"Widget {n}" for n in range(1, 5)}
     assert data["metadata"]["llm_calls"] == 0 and fake.extractions == []
+
+
+async def test_engine_type_chooses_how_pages_are_read(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory, jobs={"cache_window_s": 0})
+    url = str(facesite.make_url("/products?page=1"))
+    for engine, used in (("static", "static"), ("browser", "browser")):
+        _, created = await post(client, url, engine_type=engine)
+        data = await aitronos_wait(client, created["job_id"], KEY_A)
+        assert data["metadata"]["engine_used"] == used
+        assert names(data["extracted_data"]) == {f"Widget {n}" for n in range(1, 5)}

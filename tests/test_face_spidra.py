@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
 from tests.conftest import Daemon, submit, wait_done
 from tests.face_clients import (
@@ -322,3 +323,34 @@ async def test_unusable_model_answers_fall_back_to_markdown(
     assert result["ai_extraction_failed"] is True
     assert result["content"].startswith("# How widgets are made")
     assert result["stats"]["inputTokens"] > 0  # the failed calls cost tokens all the same
+
+
+async def test_screenshot_of_each_page_rendered_in_the_browser(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    url = str(facesite.make_url("/article"))
+    _, created = await post(client, {"urls": [{"url": url}], "screenshot": True})
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    shot = result["data"][0]["screenshotUrl"]
+    assert shot.startswith(str(client.make_url("/scrape/screenshots/")))
+    assert result["screenshots"] == [shot]
+    assert "recycled steel" in result["data"][0]["markdownContent"]
+    res = await client.get(URL(shot).path, headers=A)
+    assert res.status == 200 and res.content_type == "image/png"
+    assert (await res.read()).startswith(b"\x89PNG")
+    res = await client.get(URL(shot).path, headers={"x-api-key": KEY_B})
+    assert res.status == 404
+
+
+async def test_screenshot_without_a_browser_reads_static_html(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory, browser={"enabled": False})
+    url = str(facesite.make_url("/article"))
+    _, created = await post(client, {"urls": [{"url": url}], "screenshot": True})
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    assert result["data"][0]["success"] is True and result["data"][0]["screenshotUrl"] is None
+    assert result["screenshots"] == []
+    warnings = (await skop_listing(client, KEY_A))[created["jobId"]]["warnings"]
+    assert any("without a browser" in w for w in warnings), warnings

@@ -122,12 +122,8 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     items = Items(ctx, spec, rec)
     sink = ContentSink(ctx.store, job.job_id, choose=items)
     rec.update(message="Extracting")
-    if spec.engine_type != "static":
-        rec.warning(
-            f"engine_type {spec.engine_type}: pages are fetched without a browser here "
-            "(the static engine)"
-        )
-    await ctx.crawl(job, rec, ctx.lexical(rec), spec.url, sink).run()
+    limits = await ctx.rendering(job, rec)
+    await ctx.crawl(job, rec, ctx.lexical(rec), spec.url, sink, **limits).run()
     if not sink.saved:
         raise JobFailed("not_html", f"{spec.url} is not an HTML page")
     output = items.output

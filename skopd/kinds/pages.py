@@ -20,14 +20,13 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     assert isinstance(spec, PagesSpec)
     judge = ctx.lexical(rec)
     rec.update(message=f"Scraping {len(spec.urls)} page(s)")
-    if spec.screenshot:
-        rec.warning("screenshots are not taken by this daemon; screenshotUrl is null")
+    limits = await ctx.rendering(job, rec)
 
     async def fetch(position: int, url: str) -> None:
         sink = ContentSink(ctx.store, job.job_id, first_position=position)
         problem = None
         try:
-            await ctx.crawl(job, rec, judge, url, sink).run()
+            await ctx.crawl(job, rec, judge, url, sink, **limits).run()
         except JobFailed as exc:
             problem = exc.message
             rec.error(exc.error_type, exc.message, url)

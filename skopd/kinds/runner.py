@@ -90,6 +90,24 @@ class KindRunner:
             browser=self.browser,
         )
 
+    async def rendering(self, job: Job, rec: Recorder) -> dict[str, Any]:
+        """Crawl limits that differ from the job's: a job that asks for the browser (every
+        page rendered, screenshots) reads static HTML, with a warning, when there is none."""
+        if job.parameters.render_js != "always":
+            return {}
+        reason = "no browser" if self.browser is None else await self.browser.available()
+        if reason is None:
+            return {}
+        rec.warning(f"pages were read without a browser ({reason}); no screenshots")
+        return {"render_js": "auto", "screenshot": False}
+
+    @staticmethod
+    def engine_used(job: Job) -> str:
+        """static, browser or hybrid: how the job's pages were read."""
+        if job.pages_rendered == 0:
+            return "static"
+        return "browser" if job.pages_rendered >= job.total_pages_crawled else "hybrid"
+
     @staticmethod
     def lexical(rec: Recorder) -> JobRelevance:
         """The judge of kinds that judge no links: the built-in scorer, no model calls."""
@@ -97,6 +115,7 @@ class KindRunner:
 
     async def finish(self, job: Job, rec: Recorder, output: JobOutput) -> None:
         """Store what the job answers with, before its final state is recorded."""
+        output.engine_used = self.engine_used(rec.job)
         rec.usage(output.llm_calls, output.input_tokens, output.output_tokens)
         await self.store.save_output(job.job_id, output)
 

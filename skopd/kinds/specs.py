@@ -25,6 +25,8 @@ PAGES_TIMEOUT_S = 300  # fetching at most five pages, and one model call
 MAX_PAGINATION_PAGES = 50  # "next" pages an extract job follows at most
 DOCS_TIMEOUT_S = 1800
 DOCS_MAX_DEPTH = 10
+# Aitronos's engine_type as the crawl's render_js.
+RENDER_BY_ENGINE = {"static": "never", "browser": "always", "hybrid": "auto"}
 
 
 def kind_of(spec: Spec) -> JobKind:
@@ -39,7 +41,14 @@ def parameters_for(spec: Spec) -> Parameters:
     """The crawl limits of a kind. No document types: these kinds keep pages, not files."""
     if isinstance(spec, PagesSpec):
         return Parameters(
-            single_page=True, timeout=PAGES_TIMEOUT_S, max_pages=1, max_depth=0, document_types=[]
+            single_page=True,
+            timeout=PAGES_TIMEOUT_S,
+            max_pages=1,
+            max_depth=0,
+            document_types=[],
+            # A screenshot is taken of a rendered page: asking for one renders every page.
+            render_js="always" if spec.screenshot else "auto",
+            screenshot=spec.screenshot,
         )
     if isinstance(spec, ExtractSpec):
         follow = spec.follow_pagination
@@ -49,6 +58,7 @@ def parameters_for(spec: Spec) -> Parameters:
             max_pages=MAX_PAGINATION_PAGES if follow else 1,
             max_depth=MAX_PAGINATION_PAGES if follow else 0,
             document_types=[],
+            render_js=RENDER_BY_ENGINE[spec.engine_type],
         )
     return Parameters(
         timeout=DOCS_TIMEOUT_S,

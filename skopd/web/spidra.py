@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from skopd.crawl.urls import normalize_url
 from skopd.errors import BadRequest, NotFound
 from skopd.kinds.specs import job_for
 from skopd.models import (
@@ -161,12 +162,21 @@ async def view(request: web.Request, face: FaceJob) -> JobView:
 async def _result(request: web.Request, face: FaceJob) -> Result:
     job, output = face.job, face.output
     assert output is not None
-    pages = await request.app[STORE].pages_of(job.job_id)
-    data = [Page(p.url, p.title, p.markdown, p.success, None) for p in pages]
+    store = request.app[STORE]
+    pages = await store.pages_of(job.job_id)
+    # Screenshots are served by the Skop face's route (same key), as absolute URLs here.
+    origin = str(request.url.origin())
+    shots = {
+        normalize_url(shot.url): origin + shot.out().download_url
+        for shot in await store.screenshots(job.job_id)
+    }
+    data = [
+        Page(p.url, p.title, p.markdown, p.success, shots.get(normalize_url(p.url))) for p in pages
+    ]
     return Result(
         content=output.content,
         data=data,
-        screenshots=[],
+        screenshots=[d.screenshotUrl for d in data if d.screenshotUrl],
         ai_extraction_failed=output.ai_extraction_failed,
         stats=Stats(
             durationMs=int(runtime_seconds(job) * 1000),
