@@ -170,6 +170,15 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("relevance.ollama_host: must be an http(s) URL")
     if not cfg.relevance.model.strip():
         raise ConfigError("relevance.model: must not be empty")
+    # Page (about 4 characters a token), instructions and answer share the model's context
+    # (CONTEXT_TOKENS = 8192 in relevance/ollama.py).
+    r = cfg.relevance
+    if r.extract_context_chars // 4 + r.extract_answer_tokens > 7168:
+        raise ConfigError(
+            "relevance.extract_answer_tokens: with relevance.extract_context_chars ="
+            f" {r.extract_context_chars}, at most {7168 - r.extract_context_chars // 4}"
+            " (page and answer share the model's 8192-token context)"
+        )
     if not cfg.browser.executable.strip():
         raise ConfigError("browser.executable: must not be empty")
 

@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from skopd.content.extract import INSTRUCTIONS_MARKER
 from skopd.relevance.ollama import CANDIDATES_MARKER
 
 Entries = list[dict[str, Any]]
@@ -79,7 +80,8 @@ class Call:
     @property
     def page(self) -> str:
         """The page Markdown an extraction call was sent."""
-        return self.user.split(":\n", 1)[1] if ":\n" in self.user else ""
+        head = self.user.rsplit(INSTRUCTIONS_MARKER, 1)[0]
+        return head.split(":\n", 1)[1] if ":\n" in head else ""
 
 
 Reply = str | dict[str, Any] | list[Any]
@@ -251,8 +253,10 @@ _MD_LINK = re.compile(r"\[([^\]]+)\]\((https?://[^)\s]+)\)")
 
 
 def instructions_of(user: str) -> str:
-    found = re.search(r"^Instructions: (.*)$", user, re.MULTILINE)
-    return found.group(1) if found else ""
+    """The first line of an extraction call's instructions (the user's prompt)."""
+    if INSTRUCTIONS_MARKER not in user:
+        return ""
+    return user.rsplit(INSTRUCTIONS_MARKER, 1)[1].split("\n", 1)[0]
 
 
 def extract(call: Call) -> Reply:

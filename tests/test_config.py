@@ -56,6 +56,11 @@ def test_readme_documents_every_key_with_its_default() -> None:
         ("[nonsense]\nx = 1", "nonsense: unknown key"),
         ("[server]\napi_keys = ['']", "server.api_keys"),
         ("[server\n", "invalid TOML"),
+        (
+            "[relevance]\nextract_context_chars = 20000\nextract_answer_tokens = 4096",
+            "relevance.extract_answer_tokens: with relevance.extract_context_chars = 20000,"
+            " at most 2168",
+        ),
     ],
 )
 def test_bad_config_names_the_key(text: str, message: str) -> None:

@@ -404,3 +404,25 @@ async def test_fenced_json_and_nested_lists_are_repaired(
     assert not ex.failed, ex.error
     assert ex.data == {"meetings": [{"year": 2024, "count": 2}]}
     assert ex.llm_calls == 1
+
+
+async def test_instructions_come_after_the_page(fake: FakeOllama, extractor: Extractor) -> None:
+    await extractor.extract(PAGE, "What is the phone number?")
+    user = fake.extractions[0].user
+    assert user.startswith("Page:\n# Council meetings\n")
+    assert user.endswith("\n\nInstructions: What is the phone number?")
+
+
+def sections_of(text: str, count: int) -> str:
+    return "\n\n".join(f"## {n}\n\n{text}" for n in range(count))
+
+
+async def test_chinese_pages_get_smaller_windows(fake: FakeOllama) -> None:
+    latin = sections_of("The council meets every month in the town hall. " * 10, 10)
+    chinese = sections_of("议会每月在市政厅开会。" * 45, 10)
+    assert abs(len(latin) - len(chinese)) < 300  # about the same number of characters
+    async with extractor_for(fake.host, extract_context_chars=8000) as ex_:
+        one = await ex_.extract(latin, "the meetings")
+        several = await ex_.extract(chinese, "the meetings")
+    assert one.llm_calls == 1
+    assert several.llm_calls >= 2  # a Chinese character is about a token, not a quarter

@@ -27,6 +27,7 @@ from skopd.content.structured import coerce, item_schema
 from skopd.relevance.ollama import ModelError, OllamaModel
 
 _CHECK_TTL_S: Final = 5.0  # how long an availability answer is trusted
+INSTRUCTIONS_MARKER: Final = "\n\nInstructions: "  # between the page and the instructions
 _NOTHING: Final = "NOTHING"
 _ITEMS_KEY: Final = "items"
 _MD_SYSTEM: Final = (
@@ -185,6 +186,14 @@ _SCHEMA_CHARS: Final = 4000
 _MIN_WINDOW: Final = 1000
 
 
+def _token_weight(text: str, sample: int = 20_000) -> float:
+    """Tokens per character relative to Latin text: ~1 for alphabets, up to 3 for Chinese,
+    Japanese and Korean (a character is about a token there, four are in English)."""
+    head = text[:sample]
+    wide = sum(1 for ch in head if ch >= "\u2e80")
+    return 1 + 2 * wide / max(1, len(head))
+
+
 def _clip(text: str, limit: int = _PROMPT_CHARS) -> str:
     text = text.strip()
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -229,8 +238,10 @@ class _Run:
             return []
         s = self.extractor.settings
         self.deadline = asyncio.get_running_loop().time() + s.extract_timeout_s
-        # The instructions share the context with the page.
-        room = max(_MIN_WINDOW, s.extract_context_chars - len(self.instructions))
+        # The instructions share the context with the page; scripts with more tokens per
+        # character (CJK) get fewer characters.
+        room = s.extract_context_chars / _token_weight(markdown) - len(self.instructions)
+        room = max(_MIN_WINDOW, int(room))
         windows = split_windows(markdown, room)
         if len(windows) > s.extract_max_calls:
             self.warnings.append(
@@ -262,7 +273,9 @@ class _Run:
         model = self.extractor.model
         assert model is not None
         part = f" (part {number} of {count})" if count > 1 else ""
-        user = f"Instructions: {self.instructions}\n\nPage{part}:\n{window}"
+        # The instructions come last: nearest to the answer, and kept should Ollama cut
+        # an over-long prompt (it drops the start).
+        user = f"Page{part}:\n{window}{INSTRUCTIONS_MARKER}{self.instructions}"
         for attempt in range(2):
             left = self.deadline - asyncio.get_running_loop().time()
             if self.calls >= s.extract_max_calls or left <= 0:
