@@ -12,7 +12,7 @@ from skopd.crawl.extract import Link, Page
 from skopd.models import ChunkOut, PageContent, utcnow
 from skopd.store import Store
 
-INLINE_BYTES = 64 * 1024  # smaller pages are converted on the loop: a thread hop costs more
+INLINE_BYTES = 4 * 1024  # converted on the loop below this; a thread hop costs more
 CHUNK_CHARS = 2000
 
 # Given the page, its body and its saved content: the links the crawl may follow.
