@@ -4,6 +4,11 @@ Every change is also an event with the job's next sequence number. A flush write
 candidates, documents, errors, warnings, events and the job's row in one transaction, then
 publishes the events: stored before sent. Flushes run every `FLUSH_INTERVAL_S` and at once
 for documents and state changes.
+
+The crawl's checkpoint rides in the same transactions: the URLs it has seen, queued and done
+(`seen`, `deferred`, `queued`, `done`) and its own counters (`crawl_state`), so what the
+store holds is always one consistent moment of the crawl. `commit` waits for the flush that
+holds everything recorded so far (callers waiting together share it).
 """
 
 from __future__ import annotations
