@@ -113,9 +113,10 @@ class Scheduler:
         in flight, then are cancelled. Running jobs stay `in_progress` for the next start."""
         self.stop_crawling()
         tasks = list(self._running.values())
-        if tasks:
+        crawling = [self._running[j] for j in self._crawls if j in self._running]
+        if crawling:  # jobs of the other kinds have no checkpoint to wait for
             grace = self._stop_by - asyncio.get_running_loop().time()
-            await asyncio.wait(tasks, timeout=max(0.0, grace))
+            await asyncio.wait(crawling, timeout=max(0.0, grace))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
