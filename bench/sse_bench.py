@@ -2,13 +2,19 @@
 
 Run from the repository root: ``.venv/bin/python bench/sse_bench.py [--subscribers N]``.
 The synthetic site (sitegen.py) and the subscribers each run in a process of their own, so
-neither is charged to the daemon. Prints figures; asserts nothing about time.
+neither is charged to the daemon; they share the machine's CPUs with it, so the subscribers
+read on bare sockets (uvloop's event loop when installed: ``pip install -e .[bench]``) to take
+as little CPU from the daemon as they can. Each round crawls the site alone, then with the
+subscribers joining as the job starts, then with them connected before it starts; the summary
+gives every target met or missed, and how much other work shared the CPUs. Prints figures;
+asserts nothing about time.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import multiprocessing
 import os
 import queue
@@ -20,14 +26,14 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, cast
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -41,6 +47,7 @@ RESULT_WAIT_S = 300.0
 ERRORS_SHOWN = 3
 MAX_RESUMES = 50  # reconnections per subscriber before it gives up
 _T = TypeVar("_T")
+QUIET_SHARE = 0.05  # other processes using more of the CPUs than this make figures noisy
 HANG_PATH = "hang"  # a start page that never answers: a job on it holds the only job slot
 
 # ------------------------------------------- the site and the daemon (as in crawl_bench.py)
@@ -84,6 +91,7 @@ class JobRun:
     status: dict[str, Any]
     cpu_s: float  # the daemon's, from the job's start until the bench saw it end
     sys_s: float  # of which in the kernel
+    others_s: float  # CPU seconds used meanwhile by processes that are not the bench's
 
     @property
     def pages(self) -> int:
@@ -99,11 +107,29 @@ class JobRun:
         return self.pages / self.seconds if self.seconds > 0 else float("nan")
 
 
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds so far: the daemon's (all, system), the machine's, the bench's processes'."""
+
+    daemon_s: float
+    daemon_sys_s: float
+    machine_s: float
+    ours_s: float
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds every process on the machine has used (not idle, not waiting on disk)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 class Daemon:
     """`python -m skopd serve` on a temporary config; stopped with SIGTERM on exit."""
 
     def __init__(self, python: str, concurrency: int, profile: Path | None = None) -> None:
         self.profile = profile
+        self.ours: list[int] = []  # the bench's other processes: the site, the subscribers
         self._tmp = tempfile.TemporaryDirectory(prefix="skopd-sse-bench-")
         workdir, port = Path(self._tmp.name), free_port()
         self.api = f"http://127.0.0.1:{port}"
@@ -158,6 +184,15 @@ class Daemon:
     def cpu_s(self) -> tuple[float, float]:
         return _cpu_s(self.pid)
 
+    def usage(self) -> Usage:
+        ours = 0.0
+        for pid in {*self.ours, self.pid, os.getpid()}:
+            try:
+                ours += _cpu_s(pid)[0]
+            except OSError:
+                pass
+        return Usage(*self.cpu_s(), _machine_busy_s(), ours)
+
     def log_tail(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
@@ -187,13 +222,18 @@ class Daemon:
     def events_url(self, job_id: str) -> str:
         return f"{self.api}/scrape/events/{job_id}"
 
-    def watch(self, job_id: str, cpu_before: tuple[float, float]) -> JobRun:
+    def watch(self, job_id: str, before: Usage) -> JobRun:
         deadline = time.monotonic() + JOB_TIMEOUT_S + 60
         while True:
             status = call(f"{self.api}/scrape/status/{job_id}")
             if not status["is_active"]:
-                cpu = self.cpu_s()
-                return JobRun(status, cpu[0] - cpu_before[0], cpu[1] - cpu_before[1])
+                now = self.usage()
+                return JobRun(
+                    status,
+                    now.daemon_s - before.daemon_s,
+                    now.daemon_sys_s - before.daemon_sys_s,
+                    max(0.0, now.machine_s - before.machine_s - (now.ours_s - before.ours_s)),
+                )
             if time.monotonic() > deadline:
                 raise SkopdFailed(f"job {job_id} still active after {JOB_TIMEOUT_S} s")
             time.sleep(POLL_S)
@@ -264,9 +304,8 @@ class _Stream(asyncio.Protocol):
         return self
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        transport.write(self.request)
+        self._transport = cast("asyncio.Transport", transport)  # uvloop's is no subclass
+        self._transport.write(self.request)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.ended.done():
@@ -456,14 +495,36 @@ async def _fan_out(url: str, subscribers: int, all_open: Queue[int]) -> LoadResu
     )
 
 
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The subscribers' event loop: uvloop's (C, much cheaper per read) when asked for or,
+    with "auto", when it is installed; None for asyncio's own."""
+    if name == "asyncio":
+        return None
+    try:
+        factory: Callable[[], asyncio.AbstractEventLoop] = importlib.import_module(
+            "uvloop"
+        ).new_event_loop
+    except ImportError:
+        if name == "uvloop":
+            raise
+        return None
+    return factory
+
+
 def _subscribe(
-    subscribers: int, urls: Queue[str | None], all_open: Queue[int], results: Queue[LoadResult]
+    subscribers: int,
+    loop: str,
+    urls: Queue[str | None],
+    all_open: Queue[int],
+    results: Queue[LoadResult],
 ) -> None:
     """A subscribers' process: follow each URL it is sent `subscribers` times, until None."""
     _raise_fd_limit(subscribers + FD_SPARE)
+    factory = _loop_factory(loop)
     while (url := urls.get()) is not None:
         before = resource.getrusage(resource.RUSAGE_SELF)
-        result = asyncio.run(_fan_out(url, subscribers, all_open))
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(_fan_out(url, subscribers, all_open))
         after = resource.getrusage(resource.RUSAGE_SELF)
         result.cpu_s = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
         result.sys_s = after.ru_stime - before.ru_stime
@@ -473,7 +534,7 @@ def _subscribe(
 class Subscribers:
     """The subscribers, shared out over `processes` processes, each with one event loop."""
 
-    def __init__(self, subscribers: int, processes: int) -> None:
+    def __init__(self, subscribers: int, processes: int, loop: str) -> None:
         context = multiprocessing.get_context("fork")
         self.all_open: Queue[int] = context.Queue()
         self.results: Queue[LoadResult] = context.Queue()
@@ -482,7 +543,7 @@ class Subscribers:
         for i in range(processes):
             share = subscribers // processes + (i < subscribers % processes)
             self.urls.append(context.Queue())
-            args = (share, self.urls[-1], self.all_open, self.results)
+            args = (share, loop, self.urls[-1], self.all_open, self.results)
             self.processes.append(context.Process(target=_subscribe, args=args, daemon=True))
             self.processes[-1].start()
 
@@ -525,18 +586,18 @@ class Subscribers:
 
 
 def run_alone(daemon: Daemon, origin: str, n_pages: int) -> JobRun:
-    cpu = daemon.cpu_s()
-    return daemon.watch(daemon.submit(origin, n_pages), cpu)
+    before = daemon.usage()
+    return daemon.watch(daemon.submit(origin, n_pages), before)
 
 
 def run_joining(
     daemon: Daemon, clients: Subscribers, origin: str, n_pages: int
 ) -> tuple[JobRun, LoadResult]:
     """The subscribers connect as the job starts; late ones get its history replayed first."""
-    cpu = daemon.cpu_s()
+    before = daemon.usage()
     job_id = daemon.submit(origin, n_pages)
     clients.follow(daemon.events_url(job_id))
-    run = daemon.watch(job_id, cpu)
+    run = daemon.watch(job_id, before)
     clients.wait_open()
     return run, clients.result()
 
@@ -549,9 +610,9 @@ def run_waiting(
     job_id = daemon.submit(origin, n_pages)  # pending behind the blocker
     clients.follow(daemon.events_url(job_id))
     clients.wait_open()
-    cpu = daemon.cpu_s()
+    before = daemon.usage()
     daemon.cancel(blocker)
-    return daemon.watch(job_id, cpu), clients.result()
+    return daemon.watch(job_id, before), clients.result()
 
 
 SCENARIOS = (
@@ -570,6 +631,16 @@ def _row(label: str, value: str) -> None:
     print(f"{label:<42}{value}")
 
 
+def _busy(run: JobRun) -> str:
+    share = _share(run)
+    return f" ({100 * share:.0f} % of the CPUs: figures are noisy)" if share > QUIET_SHARE else ""
+
+
+def _share(run: JobRun) -> float:
+    """The part of the machine's CPUs other work took while `run` ran."""
+    return run.others_s / (run.seconds * (os.cpu_count() or 1))
+
+
 def _slowdown(run: JobRun, alone: JobRun) -> float:
     return 100 * (1 - run.pages_per_s / alone.pages_per_s)
 
@@ -580,6 +651,7 @@ def _report_run(label: str, run: JobRun, alone: JobRun | None) -> None:
         f"{run.pages_per_s:.1f}  ({run.pages} pages in {run.seconds:.2f} s, "
         f"{run.status['status']}; daemon CPU {run.cpu_s:.2f} s, {run.sys_s:.2f} s of it system)",
     )
+    _row("  other work on the machine meanwhile", f"{run.others_s:.2f} CPU-s{_busy(run)}")
     if alone is not None:
         _row("  slowdown vs this round's alone run", f"{_slowdown(run, alone):.1f} %")
 
@@ -648,7 +720,11 @@ def _spread(values: Sequence[float], fmt: str) -> str:
 
 
 def _summary(
-    alone: list[JobRun], outcomes: dict[str, list[Outcome]], subscribers: int, rss_mb: float
+    alone: list[JobRun],
+    outcomes: dict[str, list[Outcome]],
+    subscribers: int,
+    rss_mb: float,
+    all_runs: list[JobRun],
 ) -> bool:
     """The targets, met or missed, over all rounds; True when every target was met."""
     rounds = len(alone)
@@ -699,6 +775,14 @@ def _summary(
             met_all = met_all and met
             _row(what, value + verdict)
     _row("daemon RSS MB (peak VmHWM)", f"{rss_mb:.0f}")
+    shares = [100 * _share(r) for r in all_runs]
+    noisy = max(shares) > 100 * QUIET_SHARE
+    _row(
+        "other work on the machine",
+        _spread(shares, "{:.0f} %")
+        + " of the CPUs during the runs"
+        + (": NOT QUIET, pages/s, slowdown and latency are noisy" if noisy else ": quiet"),
+    )
     print("targets (worst round counts):", "all met" if met_all else "some MISSED")
     return met_all
 
@@ -725,6 +809,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario", choices=("both", "joining", "waiting"), default="both", help=SCENARIOS
     )
     parser.add_argument(
+        "--client-loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="the subscribers' event loop (auto: uvloop when installed; the daemon's is not"
+        " changed)",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         default=3,
@@ -738,33 +829,38 @@ def main(argv: list[str] | None = None) -> int:
         target=_serve, args=(args.pages, args.seed, ready), daemon=True
     )
     site.start()
-    clients = Subscribers(n, max(1, min(args.client_processes, n)))
+    clients = Subscribers(n, max(1, min(args.client_processes, n)), args.client_loop)
+    client_loop = "uvloop" if _loop_factory(args.client_loop) else "asyncio"
     try:
         origin = f"http://127.0.0.1:{ready.get(timeout=600)}/"
         _row("pages", f"{args.pages}  (concurrency {args.concurrency}, site at {origin})")
         _row(
             "subscribers",
-            f"{n} in {len(clients.processes)} process(es)  (RLIMIT_NOFILE {fd_limit},"
-            f" {os.cpu_count()} CPUs)",
+            f"{n} in {len(clients.processes)} process(es), {client_loop} event loop"
+            f"  (RLIMIT_NOFILE {fd_limit}, {os.cpu_count()} CPUs)",
         )
         with Daemon(args.python, args.concurrency, args.profile) as daemon:
+            daemon.ours = [pid for pid in (site.pid, *(c.pid for c in clients.processes)) if pid]
             try:
                 daemon.wait_healthy()
                 alones: list[JobRun] = []
+                runs: list[JobRun] = []
                 outcomes: dict[str, list[Outcome]] = {}
                 for round_no in range(1, args.rounds + 1):
                     print(f"--- round {round_no} of {args.rounds}")
                     alones.append(alone := run_alone(daemon, origin, args.pages))
+                    runs.append(alone)
                     _report_run("alone", alone, None)
                     for name, label, run in SCENARIO_RUNS:
                         if args.scenario in ("both", name):
                             loaded, load = run(daemon, clients, origin, args.pages)
+                            runs.append(loaded)
                             if not any(f.done for f in load.follows):
                                 raise SkopdFailed(f"no subscriber saw `done`: {load.errors[:1]}")
                             _report_run(label, loaded, alone)
                             outcome = _report_load(load, n, _slowdown(loaded, alone))
                             outcomes.setdefault(name, []).append(outcome)
-                _summary(alones, outcomes, n, memory_mb(daemon.pid)[1])
+                _summary(alones, outcomes, n, memory_mb(daemon.pid)[1], runs)
             except (SkopdFailed, OSError, KeyError, ValueError) as exc:
                 print(f"sse_bench: failed: {exc}", file=sys.stderr)
                 print(f"--- daemon log (tail) ---\n{daemon.log_tail()}", file=sys.stderr)
