@@ -292,3 +292,48 @@ def test_tables_with_the_same_columns_are_one_listing() -> None:
         {"name": "Leaf rake", "price": 14.0},
         {"name": "Spade", "price": 24.0},
     ]
+
+
+def test_the_page_itself_from_its_meta_tags() -> None:
+    html = """<html><head><title>Budget 2025 | Town of Oakvale</title>
+    <meta property="og:title" content="Budget 2025 adopted">
+    <meta name="description" content="The council adopted the 2025 budget.">
+    <meta property="og:image" content="/img/budget.png">
+    <meta property="article:published_time" content="2024-12-03T18:00:00Z">
+    <link rel="canonical" href="/news/budget-2025"></head><body><p>Text</p></body></html>"""
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "summary": {"type": "string"},
+            "published": {"type": "string"},
+            "image": {"type": "string"},
+            "url": {"type": "string"},
+        },
+        "required": ["title"],
+    }
+    assert structured_items(html, "https://oakvale.example/news/budget", schema) == [
+        {
+            "title": "Budget 2025 adopted",
+            "summary": "The council adopted the 2025 budget.",
+            "published": "2024-12-03T18:00:00Z",
+            "image": "https://oakvale.example/img/budget.png",
+            "url": "https://oakvale.example/news/budget-2025",
+        }
+    ]
+
+
+def test_page_meta_does_not_beat_a_listing() -> None:
+    html = page(body=TABLE).replace(
+        "<head>", '<head><meta property="og:title" content="Garden tools">', 1
+    )
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "price": {"type": "number"}},
+    }
+    assert [i["name"] for i in structured_items(html, URL, schema)] == ["Rake", "Spade"]
+    # and the page's title alone is not a product
+    alone = page(body="<p>No listing</p>").replace(
+        "<head>", '<head><meta property="og:title" content="Garden tools">', 1
+    )
+    assert structured_items(alone, URL, schema) == []

@@ -99,6 +99,11 @@ def structured_items(
             tables.setdefault(columns, []).extend(rows)
         singles.append(_pairs_item(_table_pairs(table), item, url))
     singles.extend(_pairs_item(_dl_pairs(dl), item, url) for dl in root.iter("dl"))
+    # The page's own description counts when it says more than its title (a product
+    # schema is not filled by the page's name alone).
+    page_meta = map_item(_meta(root, url), item)
+    if page_meta is not None and (len(page_meta) >= 2 or len(item["properties"]) == 1):
+        singles.append([page_meta])
     for found in [*tables.values(), *singles]:
         kept, score = _fit(found, item)
         if score > best_score:
@@ -137,6 +142,38 @@ def _jsonld_nodes(root: etree._Element, nested: bool) -> Iterator[Item]:
                         continue
                 if "@type" not in node or nested:
                     queue.extend(v for v in node.values() if isinstance(v, dict | list))
+
+
+# ---------------------------------------------------------------- <meta>
+
+_META_NAMES: Final = {
+    "og:title": "name", "twitter:title": "name", "og:description": "description",
+    "twitter:description": "description", "description": "description", "og:image": "image",
+    "twitter:image": "image", "og:url": "url", "og:type": "type", "og:site_name": "site",
+    "article:published_time": "datePublished", "article:modified_time": "dateModified",
+    "article:author": "author", "author": "author", "article:section": "category",
+    "keywords": "keywords", "dc.title": "name", "dc.date": "date", "dc.creator": "author",
+}  # fmt: skip
+
+
+def _meta(root: etree._Element, url: str) -> Item:
+    """What a page's <meta> tags (Open Graph, Twitter, Dublin Core) and <title> say about
+    the page itself, under schema.org-like names; the first value of each wins."""
+    found: Item = {}
+    for meta in root.iter("meta"):
+        key = (meta.get("property") or meta.get("name") or "").strip().lower()
+        name = _META_NAMES.get(key)
+        value = " ".join((meta.get("content") or "").split())
+        if name and value and name not in found:
+            found[name] = urljoin(url, value) if name in ("image", "url") else value
+    if "name" not in found:
+        title = next(root.iter("title"), None)
+        if title is not None and text_of(title):
+            found["name"] = text_of(title)
+    canonical = next((ln for ln in root.iter("link") if ln.get("rel") == "canonical"), None)
+    if "url" not in found and canonical is not None and canonical.get("href"):
+        found["url"] = urljoin(url, canonical.get("href") or "")
+    return found
 
 
 # ---------------------------------------------------------------- microdata
