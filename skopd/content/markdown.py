@@ -63,6 +63,8 @@ _EDIT_LINK: Final = re.compile(
     re.IGNORECASE,
 )
 _HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+# Never furniture inside: code, and the rows of data tables (layout tables are blocks by now).
+_OPAQUE: Final = frozenset({"pre", "code", "tr", "math"})
 _LIST_BLOCKS: Final = frozenset({"ul", "ol", "div", "section", "table", "p", "dl"})
 _LINK_DENSE: Final = 0.7  # share of a block's text inside links that makes it a link list
 _HEADLINE_CHARS: Final = 35  # average link text from which a link list is content
@@ -214,7 +216,10 @@ def _chars(text: str | None) -> int:
 
 
 def _classes(element: etree._Element) -> str:
-    return f"{element.get('id') or ''} {element.get('class') or ''}".strip()
+    ident, cls = element.get("id"), element.get("class")
+    if ident and cls:
+        return f"{ident} {cls}"
+    return ident or cls or ""
 
 
 def _main(body: etree._Element, stats: _Stats) -> etree._Element:
@@ -275,7 +280,7 @@ def _strip_chrome(main: etree._Element, stats: _Stats) -> None:
                 continue
             if _is_furniture(element, stats, main_chars):
                 _remove(element)
-            else:
+            elif element.tag not in _OPAQUE:
                 stack.append(element)
 
 
