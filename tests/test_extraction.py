@@ -426,3 +426,12 @@ async def test_chinese_pages_get_smaller_windows(fake: FakeOllama) -> None:
         several = await ex_.extract(chinese, "the meetings")
     assert one.llm_calls == 1
     assert several.llm_calls >= 2  # a Chinese character is about a token, not a quarter
+
+
+async def test_model_gone_between_check_and_call(fake: FakeOllama, extractor: Extractor) -> None:
+    assert await extractor.available()
+    fake.models = []  # removed (`ollama rm`) after the check: the chat answers 404
+    ex = await extractor.extract(PAGE, "What is the phone number?")
+    assert ex.failed and ex.llm_calls == 1  # not transient: not asked again
+    assert ex.error is not None and ex.error.startswith("the local model failed: ")
+    assert "not found" in ex.error

@@ -14,6 +14,7 @@ own structured data).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, Final, Literal
@@ -203,32 +204,25 @@ def _schema_text(schema: dict[str, Any]) -> str:
     return _clip(msgspec.json.encode(schema).decode(), _SCHEMA_CHARS)
 
 
+@dataclasses.dataclass
 class _Run:
-    """One extraction: the windows, the calls made, the tokens spent, the last error."""
+    """One extraction: what is asked and how answers are read; then the windows, the calls
+    made, the tokens spent, the last error and the parts left out."""
 
-    def __init__(
-        self,
-        extractor: Extractor,
-        system: str,
-        instructions: str,
-        schema: dict[str, Any] | None,
-        read: _Reader,
-        enough: Callable[[list[Any]], bool] | None = None,
-    ) -> None:
-        self.extractor = extractor
-        self.system = system
-        self.instructions = instructions
-        self.schema = schema
-        self.read = read
-        self.enough = enough
-        self.calls = 0
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self.error: str | None = None
-        self.truncated = False
-        self.windows = 0
-        self.deadline = 0.0
-        self.warnings: list[str] = []
+    extractor: Extractor
+    system: str
+    instructions: str
+    schema: dict[str, Any] | None
+    read: _Reader
+    enough: Callable[[list[Any]], bool] | None = None  # stop asking once this holds
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    error: str | None = None
+    truncated: bool = False
+    windows: int = 0
+    deadline: float = 0.0
+    warnings: list[str] = dataclasses.field(default_factory=list)
 
     async def over(self, markdown: str) -> list[Any]:
         """The usable answer of each window, in page order; [] when there is none."""
