@@ -337,3 +337,36 @@ def test_page_meta_does_not_beat_a_listing() -> None:
         "<head>", '<head><meta property="og:title" content="Garden tools">', 1
     )
     assert structured_items(alone, URL, schema) == []
+
+
+def test_jsonld_references_inside_a_graph_are_followed() -> None:
+    site = "https://oakvale.example/"
+    html = page(
+        {
+            "@context": "https://schema.org",
+            "@graph": [
+                {
+                    "@type": "Article",
+                    "@id": f"{site}news/budget/#article",
+                    "headline": "Budget 2025 adopted",
+                    "datePublished": "2024-12-03",
+                    "author": {"@id": f"{site}#/schema/person/1"},
+                    "isPartOf": {"@id": f"{site}news/budget/"},
+                },
+                {"@type": "WebPage", "@id": f"{site}news/budget/", "url": f"{site}news/budget/"},
+                {"@type": "Person", "@id": f"{site}#/schema/person/1", "name": "Parish Clerk"},
+            ],
+        }
+    )
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "date": {"type": "string"},
+            "author": {"type": "string"},
+        },
+        "required": ["title"],
+    }
+    assert structured_items(html, URL, schema) == [
+        {"title": "Budget 2025 adopted", "date": "2024-12-03", "author": "Parish Clerk"}
+    ]

@@ -77,7 +77,7 @@ def structured_items(
     if schema is None:
         tops = [_without_context(n) for n in _jsonld_nodes(root, nested=False)]
         return (tops + list(_microdata(root, url)))[:_MAX_ITEMS]
-    jsonld = list(_jsonld_nodes(root, nested=True))
+    jsonld = _resolved(list(_jsonld_nodes(root, nested=True)))
     micro = list(_microdata(root, url))
     item = item_schema(schema)
     props = item.get("properties")
@@ -142,6 +142,23 @@ def _jsonld_nodes(root: etree._Element, nested: bool) -> Iterator[Item]:
                         continue
                 if "@type" not in node or nested:
                     queue.extend(v for v in node.values() if isinstance(v, dict | list))
+
+
+def _resolved(nodes: list[Item]) -> list[Item]:
+    """The nodes with references to other nodes of the page ({"@id": ...}, as Yoast and
+    other @graph writers link an article to its author) replaced by those nodes."""
+    known = {n["@id"]: n for n in nodes if isinstance(n.get("@id"), str) and len(n) > 2}
+    if not known:
+        return nodes
+
+    def follow(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1 and value.get("@id") in known:
+            return known[value["@id"]]
+        if isinstance(value, list):
+            return [follow(v) for v in value]
+        return value
+
+    return [{k: follow(v) for k, v in node.items()} for node in nodes]
 
 
 # ---------------------------------------------------------------- <meta>
