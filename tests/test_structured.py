@@ -370,3 +370,45 @@ def test_jsonld_references_inside_a_graph_are_followed() -> None:
     assert structured_items(html, URL, schema) == [
         {"title": "Budget 2025 adopted", "date": "2024-12-03", "author": "Parish Clerk"}
     ]
+
+
+RDFA = """
+<div vocab="https://schema.org/" typeof="Event">
+  <h2 property="name">Parish council meeting</h2>
+  <p>On <time property="startDate" datetime="2024-06-12T19:00">12 June, 7 pm</time> in the
+  <span property="location" typeof="Place"><span property="name">Village hall</span></span>.</p>
+  <a property="url" href="/meetings/2024-06-12">Agenda</a>
+</div>
+<div typeof="schema:Event"><span property="schema:name">Annual parish meeting</span>
+  <meta property="schema:startDate" content="2024-05-15"></div>
+"""
+
+
+def test_rdfa_lite_items() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "start_date": {"type": "string"},
+            "location": {"type": "string"},
+            "url": {"type": "string"},
+        },
+        "required": ["name", "start_date"],
+    }
+    assert structured_items(page(body=RDFA), URL, schema) == [
+        {
+            "name": "Parish council meeting",
+            "start_date": "2024-06-12T19:00",
+            "location": "Village hall",
+            "url": "https://shop.example/meetings/2024-06-12",
+        },
+        {"name": "Annual parish meeting", "start_date": "2024-05-15"},
+    ]
+    assert [i["@type"] for i in structured_items(page(body=RDFA), URL, None)] == ["Event"] * 2
+
+
+def test_deep_pages_do_not_overflow_the_stack() -> None:
+    body = "<div itemscope itemtype='https://schema.org/Product'>" + "<div>" * 1800
+    body += "<span itemprop='name'>Deep rake</span>" + "</div>" * 1800 + "</div>"
+    schema = {"type": "object", "properties": {"name": {"type": "string"}}}
+    assert structured_items(page(body=body), URL, schema) == [{"name": "Deep rake"}]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections import deque
 from collections.abc import Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 from urllib.parse import urljoin
 
 import msgspec
@@ -193,34 +193,50 @@ def _meta(root: etree._Element, url: str) -> Item:
     return found
 
 
-# ---------------------------------------------------------------- microdata
+# ---------------------------------------------------------------- microdata and RDFa
 
 _VALUE_ATTR: Final = {
     "meta": "content", "a": "href", "link": "href", "area": "href", "img": "src",
     "audio": "src", "video": "src", "source": "src", "iframe": "src", "embed": "src",
     "object": "data", "time": "datetime", "data": "value", "meter": "value",
 }  # fmt: skip
-_URL_ATTRS: Final = frozenset({"href", "src", "data"})
+_URL_ATTRS: Final = frozenset({"href", "src", "data", "resource"})
+_MAX_NESTING: Final = 5
+
+
+class _Flavor(NamedTuple):
+    scope: str  # the attribute that opens an item
+    prop: str  # the attribute that names a property
+    kind: str  # the attribute that names the item's type
+
+
+_FLAVORS: Final = (
+    _Flavor("itemscope", "itemprop", "itemtype"),
+    _Flavor("typeof", "property", "typeof"),
+)
 
 
 def _microdata(root: etree._Element, url: str) -> Iterator[Item]:
-    for element in root.iter():
-        if element.get("itemscope") is not None and element.get("itemprop") is None:
-            yield _micro_item(element, url, 0)
+    """Microdata items, then RDFa Lite ones (Drupal, many government sites), top level."""
+    for flavor in _FLAVORS:
+        for element in root.iter():
+            if element.get(flavor.scope) is not None and element.get(flavor.prop) is None:
+                yield _micro_item(element, url, flavor, 0)
 
 
-def _micro_item(scope: etree._Element, url: str, depth: int) -> Item:
+def _micro_item(scope: etree._Element, url: str, flavor: _Flavor, depth: int) -> Item:
     item: Item = {}
-    kind = (scope.get("itemtype") or "").strip().rstrip("/").rsplit("/", 1)[-1]
+    kind = (scope.get(flavor.kind) or "").split()
     if kind:
-        item["@type"] = kind
-    for element in _props(scope):
+        item["@type"] = re.split(r"[/:#]", kind[0].rstrip("/"))[-1]
+    for element in _props(scope, flavor):
         value: Any
-        if element.get("itemscope") is not None and depth < 5:
-            value = _micro_item(element, url, depth + 1)
+        if element.get(flavor.scope) is not None and depth < _MAX_NESTING:
+            value = _micro_item(element, url, flavor, depth + 1)
         else:
             value = _micro_value(element, url)
-        for name in (element.get("itemprop") or "").split():
+        for name in (element.get(flavor.prop) or "").split():
+            name = name.rsplit(":", 1)[-1].rsplit("/", 1)[-1]  # "schema:name", "dc:title"
             if name in item:
                 previous = item[name]
                 item[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
@@ -229,24 +245,23 @@ def _micro_item(scope: etree._Element, url: str, depth: int) -> Item:
     return item
 
 
-def _props(scope: etree._Element) -> Iterator[etree._Element]:
-    """The itemprop elements of a scope, not those of the items nested in it."""
-    for child in scope.iterchildren():
-        if not isinstance(child.tag, str):
-            continue
-        if child.get("itemprop") is not None:
+def _props(scope: etree._Element, flavor: _Flavor) -> Iterator[etree._Element]:
+    """The property elements of a scope, in document order, not those of the items
+    nested in it."""
+    stack = list(reversed([c for c in scope if isinstance(c.tag, str)]))
+    while stack:
+        child = stack.pop()
+        if child.get(flavor.prop) is not None:
             yield child
-        if child.get("itemscope") is None:
-            yield from _props(child)
+        if child.get(flavor.scope) is None:
+            stack.extend(reversed([c for c in child if isinstance(c.tag, str)]))
 
 
 def _micro_value(element: etree._Element, url: str) -> str:
-    attr = _VALUE_ATTR.get(str(element.tag))
-    if attr is not None and element.get(attr) is not None:
-        value = (element.get(attr) or "").strip()
-        return urljoin(url, value) if attr in _URL_ATTRS else value
-    if element.get("content") is not None:
-        return (element.get("content") or "").strip()
+    for attr in ("content", "resource", _VALUE_ATTR.get(str(element.tag))):
+        if attr is not None and element.get(attr) is not None:
+            value = (element.get(attr) or "").strip()
+            return urljoin(url, value) if attr in _URL_ATTRS else value
     return text_of(element)
 
 
@@ -411,9 +426,11 @@ def _fit(items: list[Item], item: Mapping[str, Any]) -> tuple[list[Item], float]
     complete = [i for i in items if all(r in i for r in required)]
     if not complete:
         return [], 0.0
-    # Half the properties at least, and near the best item: a page's Organization that
-    # only has a name is not one of its products.
-    need = max(1, (len(props) + 1) // 2, max(map(len, complete)) - len(props) // 4)
+    # Half the properties at least (a page's Organization that only has a name is not one
+    # of its products); without required ones, also near the best item.
+    need = max(1, len(required), (len(props) + 1) // 2)
+    if not required:
+        need = max(need, max(map(len, complete)) - len(props) // 4)
     kept = [i for i in complete if len(i) >= need]
     if not kept:
         return [], 0.0
