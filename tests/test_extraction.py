@@ -435,3 +435,13 @@ async def test_model_gone_between_check_and_call(fake: FakeOllama, extractor: Ex
     assert ex.failed and ex.llm_calls == 1  # not transient: not asked again
     assert ex.error is not None and ex.error.startswith("the local model failed: ")
     assert "not found" in ex.error
+
+
+async def test_an_unusable_schema_is_refused_before_any_call(
+    fake: FakeOllama, extractor: Extractor
+) -> None:
+    ex = await extractor.extract(PAGE, "x", schema={"type": "object", "properties": []})
+    assert ex.failed and ex.error == "schema.properties: must be an object"
+    items = await extractor.extract_items(PAGE, {"type": "array", "items": {"type": "strnig"}})
+    assert items.failed and items.error == "schema.items.type: unknown type 'strnig'"
+    assert fake.chats == []

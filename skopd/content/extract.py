@@ -23,7 +23,7 @@ import msgspec
 
 from skopd.config import RelevanceConfig
 from skopd.content.chunks import chunk_markdown
-from skopd.content.schema import violation
+from skopd.content.schema import SchemaError, check_schema, violation
 from skopd.content.structured import coerce, item_schema
 from skopd.relevance.ollama import ModelError, OllamaModel
 
@@ -123,6 +123,9 @@ class Extractor:
         """The prompt's answer from the page. A schema means a JSON answer under it,
         whatever `output` says. Without prompt and schema the Markdown is the content."""
         as_json = output == "json" or schema is not None
+        problem = _schema_problem(schema)
+        if problem:
+            return Extraction(content=None, failed=True, error=problem)
         if not (prompt and prompt.strip()) and schema is None:
             if not as_json:
                 return Extraction(content=markdown)
@@ -157,6 +160,9 @@ class Extractor:
     ) -> Extraction:
         """The items the page lists, each a dict under the item schema (`schema` itself,
         or its ``items`` when it is an array schema); at most `max_items`."""
+        problem = _schema_problem(schema)
+        if problem:
+            return Extraction(content=None, failed=True, error=problem)
         item = item_schema(schema)
         wrapper = {
             "type": "object",
@@ -185,6 +191,16 @@ _STOP: Final = object()  # no more calls for this extraction
 _PROMPT_CHARS: Final = 4000  # of the user's instructions sent to the model
 _SCHEMA_CHARS: Final = 4000
 _MIN_WINDOW: Final = 1000
+
+
+def _schema_problem(schema: dict[str, Any] | None) -> str | None:
+    if schema is None:
+        return None
+    try:
+        check_schema(schema)
+    except SchemaError as exc:
+        return str(exc)
+    return None
 
 
 def _token_weight(text: str, sample: int = 20_000) -> float:
