@@ -2,11 +2,14 @@
 
     .venv/bin/python bench/browser_bench.py                # 40 pages, 1 then 4 in flight
     .venv/bin/python bench/browser_bench.py --pages 80 --concurrency 1,2,4
+    .venv/bin/python bench/browser_bench.py --no-proxy     # Chromium connects by itself
 
 Serves a generated JavaScript site from a separate process on 127.0.0.1: every page is a
 shell whose 20 links (next pages, documents) a script writes from a fetched JSON list.
 Renders every page once per concurrency with skopd.crawl.browser.BrowserPool (images
-blocked, default scrolls and clicks), after one warm-up render that also launches Chromium.
+blocked, default scrolls and clicks), after one warm-up render that also launches Chromium;
+as in the daemon, Chromium connects through the address-policy proxy (an open policy here,
+the site being on loopback) unless --no-proxy.
 Prints, per concurrency: pages/s, seconds, links found; then memory: this Python process
 (VmRSS) and all Chromium processes of the pool (sum of VmRSS, which counts shared pages once
 per process, and sum of Pss, which shares them out), sampled every 0.1 s, last and peak.
@@ -28,6 +31,8 @@ from pathlib import Path
 from aiohttp import web
 
 from skopd.crawl.browser import BrowserPool, RenderError
+from skopd.crawl.netpolicy import AddressPolicy
+from skopd.crawl.proxy import PolicyDestinations
 
 CHROMIUM = "/usr/bin/chromium"
 LINKS_PER_PAGE = 20
@@ -188,13 +193,14 @@ async def _render_all(pool: BrowserPool, urls: list[str], concurrency: int) -> R
     return Run(concurrency, time.perf_counter() - began, **counts)
 
 
-async def _bench(origin: str, pages: int, levels: list[int]) -> None:
+async def _bench(origin: str, pages: int, levels: list[int], proxy: bool) -> None:
     urls = [f"{origin}/p/{n}" for n in range(pages)]
     peak = Memory()
     last = Memory()
 
     for level in levels:
-        pool = BrowserPool(Settings(max_pages=level))
+        policy = PolicyDestinations(AddressPolicy(allow_private=True)) if proxy else None
+        pool = BrowserPool(Settings(max_pages=level), policy=policy)
         stop = asyncio.Event()
 
         async def sample(pool: BrowserPool = pool, stop: asyncio.Event = stop) -> None:
@@ -247,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pages", type=int, default=40, help="site size (default 40)")
     parser.add_argument("--concurrency", default="1,4", help="pages in flight, comma-separated")
+    parser.add_argument("--no-proxy", action="store_true", help="no address-policy proxy")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     if not os.access(CHROMIUM, os.X_OK):
@@ -260,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         origin = f"http://127.0.0.1:{ready.get(timeout=60)}"
         _row("pages", str(args.pages))
-        asyncio.run(_bench(origin, args.pages, levels))
+        _row("proxy", "no" if args.no_proxy else "yes (address policy)")
+        asyncio.run(_bench(origin, args.pages, levels, not args.no_proxy))
     finally:
         server.terminate()
         server.join()

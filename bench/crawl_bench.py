@@ -232,6 +232,8 @@ def _report_skopd(skopd: SkopdResult, n_pages: int, seed: int, bare: BareResult 
         _row("ratio skopd/bare", f"{ratio:.2f}  (target >= 0.75 at 2,000 pages)")
     matching = {d.path for d in all_documents(n_pages, seed) if d.matching}
     returned = {urlsplit(str(d.get("url", ""))).path for d in skopd.results.get("documents", [])}
+    engines = skopd.results.get("metadata", {}).get("pages_by_engine")
+    _row("pages by engine", json.dumps(engines))  # a static site: no browser
     _row("documents found", str(skopd.results.get("total_documents_found")))
     _row("documents downloaded", str(skopd.results.get("total_documents_downloaded")))
     _row("  matching returned", f"{len(returned & matching)} of {len(matching)}")

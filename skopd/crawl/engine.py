@@ -715,15 +715,20 @@ class Crawl:
         return mode == "always" or self._host(url).direct()
 
     def _needs_render(self, page: Page, body: bytes) -> bool:
-        """After a static fetch: render it? (reads page.text_chars: before _follow)"""
+        """After a static fetch: render it? (may read page.text_chars: before _follow)"""
         mode = self.params.render_js
         if mode == "never" or self.render_off is not None:
             return False
         if mode == "always":
             return True
-        usable = sum(1 for link in page.links if self._in_scope(link.url))
+        usable = 0  # links the crawl could follow; the test only tells 0, <5, <10 and more
+        for link in page.links:
+            if self._in_scope(link.url):
+                usable += 1
+                if usable == 10:
+                    break
         memory = self._host(page.url)
-        if not looks_like_app_shell(body, usable, page.text_chars):
+        if not looks_like_app_shell(body, usable, lambda: page.text_chars):
             memory.plain += 1
             return False
         memory.shells += 1

@@ -9,6 +9,7 @@ passes over its first 64 KB; the other checks run only for pages that are nearly
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Final
 
 _HEAD: Final = 64 * 1024
@@ -67,31 +68,41 @@ _NOSCRIPT_READ: Final = 600  # bytes of one <noscript>
 _NOSCRIPTS_READ: Final = 8  # the plea comes early; tracking pixels may follow by hundreds
 
 
-def looks_like_app_shell(html: bytes, links_found: int, text_chars: int) -> bool:
+def looks_like_app_shell(
+    html: bytes, links_found: int, text_chars: int | Callable[[], int]
+) -> bool:
     """True if the static `html` looks like a shell that scripts fill in.
 
     links_found: the http(s) links parsed from it; text_chars: its visible text characters
-    (extract.Page.links and .text_chars). A page without a script that runs is never a
-    shell; with one, it is if it has no link at all; or almost no text and few links; or
-    an empty mount point (<div id="root"></div>, <app-root></app-root>...); or a framework's
-    marks and fewer than 5 links (server-rendered Next or Nuxt pages have the marks too);
-    or a <noscript> asking for JavaScript and under 1,000 characters of text (a blog post
-    with a comments widget has the plea too).
+    (extract.Page.links and .text_chars), or a function computing them, called only when
+    the answer depends on them. A page without a script that runs is never a shell; with
+    one, it is if it has no link at all; or almost no text and few links; or an empty mount
+    point (<div id="root"></div>, <app-root></app-root>...); or a framework's marks and
+    fewer than 5 links (server-rendered Next or Nuxt pages have the marks too); or a
+    <noscript> asking for JavaScript and under 1,000 characters of text (a blog post with a
+    comments widget has the plea too).
     """
-    head = html[:_HEAD]
-    if text_chars >= _SPARSE_TEXT and links_found >= _FEW_LINKS:
-        # Content of its own: only an empty mount point can still make it a shell.
-        return _has_empty_mount(head) and _runs_script(html)
     if not _runs_script(html):
         return False
-    if links_found == 0 or (text_chars < _THIN_TEXT and links_found < _THIN_LINKS):
-        return True
-    if _has_empty_mount(head):
+    head = html[:_HEAD]
+    if links_found == 0 or _has_empty_mount(head):
         return True
     low = head.lower()
+    if links_found >= _THIN_LINKS:
+        # Only a plea on a page with little text is left: the text counted only then.
+        return _pleads_for_javascript(low) and _count(text_chars) < _SPARSE_TEXT
+    text = _count(text_chars)
+    if text >= _SPARSE_TEXT and links_found >= _FEW_LINKS:
+        return False  # content of its own, and no empty mount point
+    if text < _THIN_TEXT:
+        return True
     if links_found < _FEW_LINKS and _has_marks(low):
         return True
-    return text_chars < _SPARSE_TEXT and _pleads_for_javascript(low)
+    return text < _SPARSE_TEXT and _pleads_for_javascript(low)
+
+
+def _count(text_chars: int | Callable[[], int]) -> int:
+    return text_chars if isinstance(text_chars, int) else text_chars()
 
 
 def _runs_script(html: bytes) -> bool:
