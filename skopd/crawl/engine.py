@@ -34,6 +34,7 @@ import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple, Protocol
+from urllib.parse import urlsplit
 
 import aiohttp
 import msgspec
@@ -241,6 +242,7 @@ class Crawl:
         recorder.crawl_state = self._state
         self.browser = browser
         self.rendering: dict[str, HostRendering] = {}
+        self.rendered_well = False  # some host's render found what its HTML lacked
         # Why pages are not rendered in this job although they would be (browser unusable).
         self.render_off: str | None = None if browser is not None else "no browser configured"
 
@@ -702,7 +704,7 @@ class Crawl:
             )
 
     def _host(self, url: str) -> HostRendering:
-        host = URL(url).host or ""
+        host = urlsplit(url).netloc.lower()
         memory = self.rendering.get(host)
         if memory is None:
             memory = self.rendering[host] = HostRendering()
@@ -712,7 +714,7 @@ class Crawl:
         mode = self.params.render_js
         if mode == "never" or self.render_off is not None:
             return False
-        return mode == "always" or self._host(url).direct()
+        return mode == "always" or (self.rendered_well and self._host(url).direct())
 
     def _needs_render(self, page: Page, body: bytes) -> bool:
         """After a static fetch: render it? (may read page.text_chars: before _follow)"""
@@ -721,12 +723,16 @@ class Crawl:
             return False
         if mode == "always":
             return True
-        usable = 0  # links the crawl could follow; the test only tells 0, <5, <10 and more
-        for link in page.links:
-            if self._in_scope(link.url):
-                usable += 1
-                if usable == 10:
-                    break
+
+        def usable() -> int:  # links the crawl could follow: the test tells 0, <5, <10, more
+            count = 0
+            for link in page.links:
+                if self._in_scope(link.url):
+                    count += 1
+                    if count == 10:
+                        break
+            return count
+
         memory = self._host(page.url)
         if not looks_like_app_shell(body, usable, lambda: page.text_chars):
             memory.plain += 1
@@ -756,6 +762,7 @@ class Crawl:
         memory = self._host(page.url)
         if any(urls.normalize_url(link) not in static for link in rendered.links):
             memory.gains += 1
+            self.rendered_well = True
         else:
             memory.futile += 1
         await self._rendered(item, rendered, status, began)

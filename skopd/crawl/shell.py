@@ -69,21 +69,22 @@ _NOSCRIPTS_READ: Final = 8  # the plea comes early; tracking pixels may follow b
 
 
 def looks_like_app_shell(
-    html: bytes, links_found: int, text_chars: int | Callable[[], int]
+    html: bytes, links_found: int | Callable[[], int], text_chars: int | Callable[[], int]
 ) -> bool:
     """True if the static `html` looks like a shell that scripts fill in.
 
     links_found: the http(s) links parsed from it; text_chars: its visible text characters
-    (extract.Page.links and .text_chars), or a function computing them, called only when
-    the answer depends on them. A page without a script that runs is never a shell; with
-    one, it is if it has no link at all; or almost no text and few links; or an empty mount
-    point (<div id="root"></div>, <app-root></app-root>...); or a framework's marks and
-    fewer than 5 links (server-rendered Next or Nuxt pages have the marks too); or a
-    <noscript> asking for JavaScript and under 1,000 characters of text (a blog post with a
-    comments widget has the plea too).
+    (extract.Page.links and .text_chars), or functions computing them, called only when the
+    answer depends on them (never for a page without a script). A page without a script
+    that runs is never a shell; with one, it is if it has no link at all; or almost no text
+    and few links; or an empty mount point (<div id="root"></div>, <app-root></app-root>...);
+    or a framework's marks and fewer than 5 links (server-rendered Next or Nuxt pages have
+    the marks too); or a <noscript> asking for JavaScript and under 1,000 characters of text
+    (a blog post with a comments widget has the plea too).
     """
     if not _runs_script(html):
         return False
+    links_found = _count(links_found)
     head = html[:_HEAD]
     if links_found == 0 or _has_empty_mount(head):
         return True
