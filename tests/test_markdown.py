@@ -260,3 +260,15 @@ def test_binary_garbage_and_control_characters() -> None:
     assert isinstance(page_content(noise, "https://x.example/").markdown, str)
     html = b"<main><p>bell\x07 and\x0b vertical tab</p><a>no href</a></main>"
     assert page_content(html, "https://x.example/").markdown == "bell and vertical tab\n\nno href\n"
+
+
+def test_a_list_of_short_links_under_a_heading_in_main_is_content() -> None:
+    news = "".join(f'<li><a href="/news/{i}">News item {i}</a></li>' for i in range(6))
+    sub = '<ul><li><a href="/a">Overview</a></li><li><a href="/b">Archive</a></li>'
+    sub += '<li><a href="/c">RSS</a></li></ul>'
+    html = f"""<body><nav><a href="/">Home</a></nav><main>{sub}<h1>News</h1>
+    <p>The latest news of the parish.</p><ul>{news}</ul></main></body>"""
+    md = page_content(html, "https://oakvale.example/news/").markdown
+    assert "- [News item 0](https://oakvale.example/news/0)" in md
+    assert "- [News item 5](https://oakvale.example/news/5)" in md
+    assert "Overview" not in md and "RSS" not in md  # the section menu above the heading

@@ -101,7 +101,7 @@ def page_content(html: bytes | str, url: str) -> PageContent:
     _unwrap_layout_tables(body)
     stats = _Stats(body)
     main = _main(body, stats)
-    _strip_chrome(main, stats)
+    _strip_chrome(main, stats, _menu_zone(main, body))
     _prepare(main, base)
     markdown = _to_markdown(main)
     if not title:
@@ -269,7 +269,27 @@ def _is_chrome(element: etree._Element) -> bool:
     return bool(marks) and _CHROME_WORDS.search(marks) is not None
 
 
-def _strip_chrome(main: etree._Element, stats: _Stats) -> None:
+def _menu_zone(main: etree._Element, body: etree._Element) -> set[etree._Element] | None:
+    """Where a block of short links is a menu: anywhere when the page has no main element
+    (None); inside one, only before its first heading (a section menu above the text), as
+    a list of links below a heading there is the content (news, meetings, downloads)."""
+    if main is body:
+        return None
+    first = next(main.iter(*_HEADINGS), None)
+    if first is None:
+        return set()
+    zone: set[etree._Element] = set()
+    for element in main.iter():
+        if element is first:
+            break
+        zone.add(element)
+    zone.difference_update(first.iterancestors())
+    return zone
+
+
+def _strip_chrome(
+    main: etree._Element, stats: _Stats, menu_zone: set[etree._Element] | None
+) -> None:
     """Remove furniture inside the main element, top down, skipping what is removed."""
     main_chars = stats.chars(main)
     stack = [main]
@@ -278,19 +298,26 @@ def _strip_chrome(main: etree._Element, stats: _Stats) -> None:
         for element in list(parent):
             if not isinstance(element.tag, str):
                 continue
-            if _is_furniture(element, stats, main_chars):
+            if _is_furniture(element, stats, main_chars, menu_zone):
                 _remove(element)
             elif element.tag not in _OPAQUE:
                 stack.append(element)
 
 
-def _is_furniture(element: etree._Element, stats: _Stats, main_chars: int) -> bool:
+def _is_furniture(
+    element: etree._Element,
+    stats: _Stats,
+    main_chars: int,
+    menu_zone: set[etree._Element] | None,
+) -> bool:
     tag = element.tag
     if _is_chrome(element):
         return not (_holds_title(element, stats) or _holds_content(element, stats, main_chars))
     if tag == "a":
         return _is_headerlink(element)  # or an edit button
-    return tag in _LIST_BLOCKS and _link_list(element, stats)
+    if tag not in _LIST_BLOCKS or (menu_zone is not None and element not in menu_zone):
+        return False
+    return _link_list(element, stats)
 
 
 def _holds_title(element: etree._Element, stats: _Stats) -> bool:
