@@ -9,6 +9,7 @@ import datetime
 import time
 from collections.abc import Callable
 
+from skopd.crawl.traps import TrapGuard
 from skopd.crawl.urls import normalize_url
 from skopd.relevance.base import Candidate
 from skopd.relevance.lexical import document_name, score_candidate
@@ -56,9 +57,19 @@ def main() -> None:
                 document_name(c)
         return 300 * len(candidates)
 
+    trap_urls = [f"http://h/section/{i}/page-{i}.html?page={i % 50}" for i in range(20_000)]
+    trap_keys = [normalize_url(u) for u in trap_urls]
+
+    def trap_checks() -> int:
+        guard = TrapGuard(2048, year_now=2025)
+        for url, key in zip(trap_urls, trap_keys, strict=True):
+            guard.page_link(url, key, True)
+        return len(trap_urls)
+
     print(f"link_priority (distinct links)      {per_call_us(priorities):8.1f} µs/call")
     print(f"normalize_url (distinct, tracking)  {per_call_us(normalize):8.1f} µs/call")
     print(f"score_candidate + document_name     {per_call_us(scoring):8.1f} µs/candidate")
+    print(f"TrapGuard.page_link (distinct)      {per_call_us(trap_checks):8.1f} µs/link")
 
 
 if __name__ == "__main__":
