@@ -23,8 +23,8 @@ import msgspec
 
 from skopd.config import RelevanceConfig
 from skopd.content.chunks import chunk_markdown
+from skopd.content.fields import coerce, item_schema
 from skopd.content.schema import SchemaError, check_schema, violation
-from skopd.content.structured import coerce, item_schema
 from skopd.relevance.ollama import ModelError, OllamaModel
 
 _CHECK_TTL_S: Final = 5.0  # how long an availability answer is trusted

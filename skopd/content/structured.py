@@ -1,11 +1,10 @@
-"""Items a page states about itself: JSON-LD, microdata, and HTML tables.
+"""Items a page states about itself: JSON-LD, microdata and RDFa, HTML tables, <meta>.
 
-Without a schema, the JSON-LD and microdata items as the page gives them. With a JSON
+Without a schema, the JSON-LD, microdata and RDFa items as the page gives them. With a JSON
 schema for one item (an object schema, or an array schema's ``items``), each property is
-looked up by name in every item and table of the page (case, spaces, underscores and
-hyphens ignored, plus a few common synonyms), values are converted to the property's type,
-and the source that fills the schema best wins. This is the fallback when no local model
-can extract items.
+looked up by name (fields.py) in every item, table and definition list of the page and in
+its <meta> tags, values are converted to the property's type, and the source that fills the
+schema best wins. This is the fallback when no local model can extract items.
 """
 
 from __future__ import annotations
@@ -19,52 +18,12 @@ from urllib.parse import urljoin
 import msgspec
 from lxml import etree
 
+from skopd.content.fields import Item, item_schema, map_item, names_for, norm
 from skopd.content.tree import parse, text_of
-
-Item = dict[str, Any]
 
 _MAX_NODES: Final = 5000  # JSON-LD nodes visited per page
 _MAX_ITEMS: Final = 1000
-_SYNONYMS: Final = (
-    ("name", "title", "headline", "label", "heading", "bezeichnung", "titel"),
-    ("url", "link", "href", "uri", "website", "permalink"),
-    ("date", "datepublished", "published", "publishdate", "startdate", "datecreated",
-     "uploaddate", "datum", "publicationdate", "pubdate"),
-    ("description", "summary", "abstract", "excerpt", "teaser", "beschreibung"),
-    ("price", "cost", "amount", "preis", "lowprice"),
-    ("currency", "pricecurrency"),
-    ("author", "creator", "by", "writer", "autor"),
-    ("image", "thumbnail", "thumbnailurl", "picture", "photo", "bild"),
-    ("location", "place", "venue", "ort"),
-    ("category", "genre", "section", "kategorie", "articlesection"),
-    ("size", "filesize", "contentsize", "grosse"),
-    ("type", "filetype", "format", "encodingformat", "typ"),
-)  # fmt: skip
-_NESTED: Final = ("offers", "location", "address", "author", "aggregateRating")
-_NUMBER: Final = re.compile(r"-?\d[\d.,'\s]*")
 _URL_PROPS: Final = frozenset({"url", "link", "href", "uri", "website", "permalink"})
-
-
-def _norm(name: str) -> str:
-    return re.sub(r"[^0-9a-z]", "", name.casefold().replace("ß", "ss").replace("ö", "o"))
-
-
-_GROUP: Final[dict[str, tuple[str, ...]]] = {
-    _norm(word): tuple(_norm(w) for w in group) for group in _SYNONYMS for word in group
-}
-
-
-def names_for(prop: str) -> tuple[str, ...]:
-    """The normalized names a property may go by, its own first."""
-    own = _norm(prop)
-    return (own, *(w for w in _GROUP.get(own, ()) if w != own))
-
-
-def item_schema(schema: Mapping[str, Any]) -> dict[str, Any]:
-    """The schema of one item: an array schema's items, else the schema itself."""
-    if schema.get("type") == "array" and isinstance(schema.get("items"), dict):
-        return dict(schema["items"])
-    return dict(schema)
 
 
 def structured_items(
@@ -298,9 +257,7 @@ def _table_items(
     column = _columns(headers, list(props))
     if not column:
         return (), []
-    link_prop = next(
-        (p for p in props if _norm(p) in _URL_PROPS and p not in column.values()), None
-    )
+    link_prop = next((p for p in props if norm(p) in _URL_PROPS and p not in column.values()), None)
     items: list[Item] = []
     for row in rows[1:]:
         cells = _cells(row)
@@ -318,15 +275,15 @@ def _table_items(
         mapped = map_item(raw, item)
         if mapped is not None:
             items.append(mapped)
-    return tuple(_norm(h) for h in headers), items
+    return tuple(norm(h) for h in headers), items
 
 
 def _columns(headers: list[str], props: list[str]) -> dict[int, str]:
     """Which property each column holds: a header equal to the property's name or one of
     its synonyms first, then a header with that name as one of its words ("Item name",
     "Price (EUR)")."""
-    whole = [_norm(h) for h in headers]
-    words = [{_norm(w) for w in re.split(r"[\W_]+", h)} for h in headers]
+    whole = [norm(h) for h in headers]
+    words = [{norm(w) for w in re.split(r"[\W_]+", h)} for h in headers]
     column: dict[int, str] = {}
     for match in (lambda i, n: whole[i] == n, lambda i, n: n in words[i]):
         for prop in props:
@@ -377,46 +334,14 @@ def _pairs_item(
 
 
 def _cell_value(cell: etree._Element, prop_schema: Any, prop: str, url: str) -> Any:
-    if _norm(prop) in _URL_PROPS:
+    if norm(prop) in _URL_PROPS:
         href = next((a.get("href") for a in cell.iter("a") if a.get("href")), None)
         if href:
             return urljoin(url, href)
     return text_of(cell)
 
 
-# ---------------------------------------------------------------- mapping and fit
-
-
-def map_item(node: Mapping[str, Any], item: Mapping[str, Any]) -> Item | None:
-    """`node`'s values for the item schema's properties, converted to their types; None
-    when not one property could be filled."""
-    props: dict[str, Any] = item.get("properties") or {}
-    keys = {_norm(str(k)): k for k in node}
-    out: Item = {}
-    for prop, prop_schema in props.items():
-        value = _lookup(node, keys, prop)
-        if value is None:
-            continue
-        converted = coerce(value, prop_schema if isinstance(prop_schema, dict) else {})
-        if converted is not None:
-            out[prop] = converted
-    return out or None
-
-
-def _lookup(node: Mapping[str, Any], keys: dict[str, Any], prop: str) -> Any:
-    for name in names_for(prop):
-        if name in keys and node[keys[name]] not in (None, "", []):
-            return node[keys[name]]
-    for nested in _NESTED:
-        inner = node.get(nested)
-        if isinstance(inner, list) and inner and isinstance(inner[0], dict):
-            inner = inner[0]
-        if isinstance(inner, dict):
-            inner_keys = {_norm(str(k)): k for k in inner}
-            for name in names_for(prop)[:1]:
-                if name in inner_keys and inner[inner_keys[name]] not in (None, "", []):
-                    return inner[inner_keys[name]]
-    return None
+# ---------------------------------------------------------------- fit
 
 
 def _fit(items: list[Item], item: Mapping[str, Any]) -> tuple[list[Item], float]:
@@ -436,89 +361,3 @@ def _fit(items: list[Item], item: Mapping[str, Any]) -> tuple[list[Item], float]
         return [], 0.0
     score = sum(len(i) for i in kept) / (len(kept) * len(props))
     return kept, score + min(len(kept), 100) / 1000  # ties go to the source with more items
-
-
-def coerce(value: Any, schema: Mapping[str, Any]) -> Any:
-    """`value` as the JSON type `schema` asks for, or None when it cannot be."""
-    kind = schema.get("type")
-    if isinstance(kind, list):
-        for option in kind:
-            if option == "null":
-                continue
-            converted = coerce(value, {**schema, "type": option})
-            if converted is not None:
-                return converted
-        return None
-    if kind == "array":
-        items = schema.get("items")
-        inner: Mapping[str, Any] = items if isinstance(items, dict) else {}
-        values = value if isinstance(value, list) else [value]
-        out = [c for v in values if (c := coerce(v, inner)) is not None]
-        return out or None
-    if isinstance(value, list):
-        value = value[0] if value else None
-        if value is None:
-            return None
-    result = _scalar(value, kind, schema)
-    enum = schema.get("enum")
-    if result is not None and isinstance(enum, list) and result not in enum:
-        return None
-    return result
-
-
-def _scalar(value: Any, kind: Any, schema: Mapping[str, Any]) -> Any:
-    if kind == "object":
-        if isinstance(value, dict):
-            return map_item(value, schema) if schema.get("properties") else value
-        return None
-    if isinstance(value, dict):
-        for key in ("@value", "name", "url", "text", "@id", "price"):
-            if key in value and not isinstance(value[key], dict | list):
-                value = value[key]
-                break
-        else:
-            return None
-    if kind in ("number", "integer"):
-        number = _number(value)
-        if number is None:
-            return None
-        if kind == "integer":
-            return int(number) if number == int(number) else None
-        return number
-    if kind == "boolean":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        return True if text in ("true", "yes", "1", "ja") else False if text in (
-            "false", "no", "0", "nein"
-        ) else None  # fmt: skip
-    if kind in ("string", None):
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        text = " ".join(str(value).split())
-        return text or None
-    return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value)
-    found = _NUMBER.search(str(value))
-    if found is None:
-        return None
-    text = re.sub(r"[\s']", "", found.group()).rstrip(".,")
-    if "," in text and "." in text:
-        # the later separator is the decimal one: 1.234,56 or 1,234.56
-        if text.rfind(",") > text.rfind("."):
-            text = text.replace(".", "").replace(",", ".")
-        else:
-            text = text.replace(",", "")
-    elif "," in text:
-        head, _, tail = text.rpartition(",")
-        text = text.replace(",", "") if len(tail) == 3 and head else text.replace(",", ".")
-    try:
-        return float(text)
-    except ValueError:
-        return None
