@@ -272,3 +272,15 @@ def test_a_list_of_short_links_under_a_heading_in_main_is_content() -> None:
     assert "- [News item 0](https://oakvale.example/news/0)" in md
     assert "- [News item 5](https://oakvale.example/news/5)" in md
     assert "Overview" not in md and "RSS" not in md  # the section menu above the heading
+
+
+def test_page_builder_blocks_are_content() -> None:
+    """Elementor names every block "elementor-widget ..."; WordPress sidebars "widget"."""
+    html = """<body><div class="elementor elementor-42"><div class="elementor-element
+    elementor-widget elementor-widget-heading"><h2 class="elementor-heading-title">Opening
+    hours</h2></div><div class="elementor-element elementor-widget elementor-widget-text-editor">
+    <p>Monday to Friday, 8:00 to 12:00.</p></div></div>
+    <aside><section class="widget widget_archive"><h2>Archives</h2></section></aside>
+    <div class="widget"><p>Sidebar text</p></div></body>"""
+    md = page_content(html, "https://x.example/").markdown
+    assert md == "## Opening hours\n\nMonday to Friday, 8:00 to 12:00.\n"

@@ -44,8 +44,10 @@ _CHROME_WORDS: Final = re.compile(
     r"side-?bar|breadcrumbs?|header|footer|foot|hdr|masthead|topbar|toolbar|cookies?|"
     r"consent|gdpr|banner|share|sharing|social|related|skip|skiplink|advert|ads|sponsor|"
     r"advertisement|promo|newsletter|popup|modal|overlay|pagination|pager|toc|tocs|"
-    r"headerlink|widget|comments?|disqus|print-?only|sr-only|visually-?hidden|"
-    r"screen-?reader-text|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])",
+    r"headerlink|comments?|disqus|print-?only|sr-only|visually-?hidden|"
+    r"screen-?reader-text|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])"
+    # Only as a class of its own: page builders name every content block "*-widget".
+    r"|(?:^|\s)widgets?(?:$|[\s_-])",
     re.IGNORECASE,
 )
 # The id or class of the element that holds a page's main content, when it has no <main>.
@@ -63,6 +65,7 @@ _EDIT_LINK: Final = re.compile(
     re.IGNORECASE,
 )
 _HEADINGS: Final = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_HEADERISH: Final = re.compile(r"header|hdr|banner|masthead", re.IGNORECASE)
 # Never furniture inside: code, and the rows of data tables (layout tables are blocks by now).
 _OPAQUE: Final = frozenset({"pre", "code", "tr", "math"})
 _LIST_BLOCKS: Final = frozenset({"ul", "ol", "div", "section", "table", "p", "dl"})
@@ -323,6 +326,8 @@ def _is_furniture(
 def _holds_title(element: etree._Element, stats: _Stats) -> bool:
     """A header around the article's own title (and byline) is content, not site chrome:
     it has a heading, few links, little text."""
+    if element.tag != "header" and not _HEADERISH.search(_classes(element)):
+        return False
     found = stats.of.get(element)
     if found is None or not found[4] or found[2] >= 3 or found[0] >= 600:
         return False
