@@ -284,3 +284,12 @@ def test_page_builder_blocks_are_content() -> None:
     <div class="widget"><p>Sidebar text</p></div></body>"""
     md = page_content(html, "https://x.example/").markdown
     assert md == "## Opening hours\n\nMonday to Friday, 8:00 to 12:00.\n"
+
+
+def test_consent_managers_are_furniture() -> None:
+    html = """<body><div id="CybotCookiebotDialog"><h2>This website uses cookies</h2>
+    <p>We use cookies to personalise content.</p></div>
+    <div id="onetrust-consent-sdk"><p>Privacy preference centre</p></div>
+    <h1>Waste collection</h1><p>Bins are emptied on Tuesdays.</p></body>"""
+    md = page_content(html, "https://x.example/").markdown
+    assert md == "# Waste collection\n\nBins are emptied on Tuesdays.\n"

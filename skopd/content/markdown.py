@@ -41,13 +41,19 @@ _CHROME_ROLES: Final = frozenset(
 # Words of a class or id that mark page furniture.
 _CHROME_WORDS: Final = re.compile(
     r"(?:^|[\s_-])(?:nav|navbar|navigation|menu|mainmenu|submenu|subnav|menubar|sidebar|"
-    r"side-?bar|breadcrumbs?|header|footer|foot|hdr|masthead|topbar|toolbar|cookies?|"
-    r"consent|gdpr|banner|share|sharing|social|related|skip|skiplink|advert|ads|sponsor|"
+    r"side-?bar|breadcrumbs?|header|footer|foot|hdr|masthead|topbar|toolbar|"
+    r"banner|share|sharing|social|related|skip|skiplink|advert|ads|sponsor|"
     r"advertisement|promo|newsletter|popup|modal|overlay|pagination|pager|toc|tocs|"
     r"headerlink|comments?|disqus|print-?only|sr-only|visually-?hidden|"
     r"screen-?reader-text|noprint|rst-footer-buttons|edit-?link|back-?to-?top)(?:$|[\s_-])"
     # Only as a class of its own: page builders name every content block "*-widget".
     r"|(?:^|\s)widgets?(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+# Cookie and consent banners, by name anywhere in an id or class ("CybotCookiebotDialog").
+_CONSENT: Final = re.compile(
+    r"cookie|consent|gdpr|onetrust|cybot|usercentrics|didomi|borlabs|klaro|cookiebot|"
+    r"cc-window|cc-banner|qc-cmp",
     re.IGNORECASE,
 )
 # The id or class of the element that holds a page's main content, when it has no <main>.
@@ -269,7 +275,9 @@ def _is_chrome(element: etree._Element) -> bool:
         if "display:none" in style or "visibility:hidden" in style:
             return True
     marks = _classes(element)
-    return bool(marks) and _CHROME_WORDS.search(marks) is not None
+    if not marks:
+        return False
+    return _CHROME_WORDS.search(marks) is not None or _CONSENT.search(marks) is not None
 
 
 def _menu_zone(main: etree._Element, body: etree._Element) -> set[etree._Element] | None:
