@@ -146,9 +146,10 @@ class Ring:
     """A live job's most recent batches, up to RING_BYTES: a stream that joins or resumes
     within them is served from memory instead of the store."""
 
-    __slots__ = ("batches", "size")
+    __slots__ = ("batches", "owner", "size")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
         self.batches: collections.deque[Batch] = collections.deque()
         self.size = 0
 
@@ -270,7 +271,10 @@ class EventBus:
         if batch.done:
             self._rings.pop(job_id, None)  # ended: streams that join now replay the store
         else:
-            self._rings.setdefault(job_id, Ring()).add(batch)
+            ring = self._rings.get(job_id)
+            if ring is None:
+                ring = self._rings[job_id] = Ring(owner)
+            ring.add(batch)
         subs = self._jobs.get(job_id)
         if subs:
             for sub in list(subs):
@@ -290,6 +294,11 @@ class EventBus:
         they are not all there (the job ended, or `after` is older than the ring)."""
         ring = self._rings.get(job_id)
         return None if ring is None else ring.after(after)
+
+    def live_owner(self, job_id: str) -> str | None:
+        """The owner of a job running here now (it has a ring), without asking the store."""
+        ring = self._rings.get(job_id)
+        return None if ring is None else ring.owner
 
     def subscribers(self) -> int:
         return sum(len(s) for s in self._jobs.values()) + sum(len(s) for s in self._owners.values())

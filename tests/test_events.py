@@ -19,7 +19,7 @@ from skopd.crawl.recorder import Recorder
 from skopd.events import Batch, Event, EventBus, Subscription, make_event
 from skopd.models import Job, JobStatus, Parameters, utcnow
 from skopd.store import ProgressBatch, Store
-from skopd.web.state import STORE
+from skopd.web.state import BUS, STORE
 from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -85,6 +85,8 @@ async def test_a_job_stream_tells_the_whole_story(keyed: Client, docsite: TestSe
     ids = [e["id"] for e in events]
     assert ids == list(range(1, len(ids) + 1))
     assert events[0]["event"] == "status"
+    async with keyed.get(f"/scrape/events/{job_id}", headers=ALICE) as resp:
+        assert await resp.content.readline() == b"retry: 2000\n"  # EventSource's reconnect delay
     assert events[0]["data"]["status"] == "pending"
     assert events[-1]["event"] == "done"
     assert events[-1]["data"]["status"] == "completed"
@@ -461,3 +463,33 @@ async def test_streams_joining_a_live_job_get_every_event_once_from_ring_or_stor
     for after, got in results:
         assert [e["id"] for e in got] == list(range(after + 1, total + 1)), after
         assert got[-1]["event"] == "done"
+
+
+async def test_a_running_jobs_stream_is_still_only_its_owners(
+    keyed: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """Streams of a job running here skip the store's ownership lookup; never for others."""
+    hanging, release = asyncio.Event(), asyncio.Event()
+
+    async def page(_: web.Request) -> web.Response:
+        hanging.set()
+        await release.wait()
+        return web.Response(text="<p>late</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(keyed, str(site.make_url("/")), PROMPT, headers=ALICE)
+    await asyncio.wait_for(hanging.wait(), 30)
+    await asyncio.sleep(0.3)  # its first events are published: the job is live on the bus
+    assert keyed.app[BUS].live_owner(job_id) is not None
+    resp = await keyed.get(f"/scrape/events/{job_id}", headers=BOB)
+    assert resp.status == 404
+    assert (await resp.json())["error"] is True
+    assert (await keyed.get(f"/scrape/events/{job_id}")).status == 401
+    watcher = asyncio.create_task(collect(keyed, f"/scrape/events/{job_id}", ALICE))
+    await asyncio.sleep(0.1)
+    release.set()
+    events = await asyncio.wait_for(watcher, 30)
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    assert events[-1]["event"] == "done"

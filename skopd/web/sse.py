@@ -67,10 +67,14 @@ def _last_event_id(request: web.Request) -> int:
     return int(raw)
 
 
-async def _write(resp: EventSourceResponse, data: bytes) -> bool:
+async def _write(resp: _Stream, data: bytes = b"") -> bool:
     """False when the client is gone: the stream then ends. A client that stops reading is
     cut by the response's own ping, which aborts the connection after SEND_TIMEOUT_S (a
-    timer around every write would cost more than the write)."""
+    timer around every write would cost more than the write). The first write also sends
+    the headers and the retry line."""
+    data, resp.head = resp.head + data, b""
+    if not data:
+        return True
     try:
         await resp.write(data)
     except (ConnectionResetError, RuntimeError):
@@ -84,9 +88,10 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     scope = request.get(TOKEN_JOB)
     if scope is not None and scope != job_id:
         raise NotFound(f"job {job_id[:80]} not found")
-    await request.app[SCHEDULER].owned(request[OWNER], job_id)
-    last = _last_event_id(request)
     bus, store = request.app[BUS], request.app[STORE]
+    if bus.live_owner(job_id) != request[OWNER]:  # not running here for this caller: ask
+        await request.app[SCHEDULER].owned(request[OWNER], job_id)
+    last = _last_event_id(request)
     sub = bus.subscribe_job(job_id)  # before the replay: what is published meanwhile waits
     try:
         async with _open(request) as resp:
@@ -106,16 +111,26 @@ async def job_events(request: web.Request) -> web.StreamResponse:
         bus.unsubscribe(sub)
 
 
+class _Stream(EventSourceResponse):
+    """The headers wait for the first write, which starts with the retry line: opening a
+    stream and sending its history costs one socket write, not three (a thousand streams
+    joining a running job add up)."""
+
+    _send_headers_immediately = False
+    head = b"retry: %d\n\n" % RETRY_MS  # what the first write starts with
+
+
 @contextlib.asynccontextmanager
-async def _open(request: web.Request) -> AsyncIterator[EventSourceResponse]:
-    async with sse_response(request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S) as resp:
+async def _open(request: web.Request) -> AsyncIterator[_Stream]:
+    async with sse_response(
+        request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S, response_cls=_Stream
+    ) as resp:
         request.app[STREAMS].add(resp)
-        await resp.write(b"retry: %d\n\n" % RETRY_MS)  # also sends the headers
         yield resp
 
 
 async def _replay(
-    resp: EventSourceResponse, bus: EventBus, store: Store, job_id: str, last: int
+    resp: _Stream, bus: EventBus, store: Store, job_id: str, last: int
 ) -> tuple[int, bool]:
     """Send the history after `last`: from the store until the job's ring reaches back far
     enough, then from the ring. The new last id (-1 when the stream is over), and whether the
@@ -124,12 +139,12 @@ async def _replay(
         recent = bus.recent(job_id, last)  # no await between this read and `last` moving
         if recent is not None:
             frames, last = recent
-            if frames and not await _write(resp, frames):
+            if not await _write(resp, frames):
                 return -1, True
             return last, True
         rows = await store.events_after(job_id, last, REPLAY_PAGE)
         if not rows:
-            return last, False
+            return (last if await _write(resp) else -1), False
         if not await _write(resp, b"".join(frame for _, _, frame in rows)):
             return -1, False
         last, name, _ = rows[-1]
@@ -162,7 +177,7 @@ def _sink(request: web.Request) -> Sink:
     return sink
 
 
-async def _until_over(resp: EventSourceResponse, sub: Subscription) -> None:
+async def _until_over(resp: _Stream, sub: Subscription) -> None:
     """Until `done` was sent, the subscriber was dropped, the daemon stops, or the client left
     (the response's ping notices that)."""
     gone = asyncio.ensure_future(resp.wait())
@@ -189,6 +204,8 @@ async def all_events(request: web.Request) -> web.StreamResponse:
                     view = StatusResponse(**status_view(snap.job, snap.errors, snap.warnings))
                     if not await _write(resp, status_frame(encode(view))):
                         return resp
+            if not await _write(resp):  # the headers, if no status went yet
+                return resp
             sub.go_live(_sink(request), 0)
             await _until_over(resp, sub)
             return resp
