@@ -19,6 +19,7 @@ import msgspec
 
 SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays
 RING_BYTES = 1 << 20  # recent frames kept in memory per live job, for streams that join late
+FANOUT_INTERVAL_S = 0.1  # a job's live streams are written at most this often
 _JSON = msgspec.json.Encoder()
 
 
@@ -102,6 +103,26 @@ class Batch:
         self.done = done  # holds the job's last event
         self.published = time.time()
         self._wire: bytes | None = None
+
+    @classmethod
+    def merge(cls, batches: Sequence[Batch]) -> Batch:
+        """Consecutive batches as one (published when the first was)."""
+        if len(batches) == 1:
+            return batches[0]
+        offsets: list[int] = []
+        at = 0
+        for b in batches:
+            offsets.extend(at + o for o in b.offsets)
+            at += len(b.payload)
+        merged = cls(
+            batches[-1].last_seq,
+            b"".join(b.payload for b in batches),
+            batches[-1].done,
+            batches[0].first_seq,
+            offsets,
+        )
+        merged.published = batches[0].published
+        return merged
 
     @classmethod
     def of(cls, events: Sequence[Event]) -> Batch:
@@ -234,11 +255,27 @@ class Subscription:
             self.ended.set_result(None)
 
 
+class _Outbox:
+    """A job's batches published since its last fan-out."""
+
+    __slots__ = ("batches", "sent_at", "timer")
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.sent_at = -FANOUT_INTERVAL_S
+        self.timer: asyncio.TimerHandle | None = None
+
+
 class EventBus:
+    """Fans a job's batches out at most every FANOUT_INTERVAL_S (the first at once): a job
+    may commit far more often (its crawl checkpoints before each request), and each fan-out
+    costs a socket write per subscriber, whatever it holds."""
+
     def __init__(self) -> None:
         self._jobs: dict[str, set[Subscription]] = {}
         self._owners: dict[str, set[Subscription]] = {}
         self._rings: dict[str, Ring] = {}
+        self._outboxes: dict[str, _Outbox] = {}
         self._closed = False
 
     def subscribe_job(self, job_id: str) -> Subscription:
@@ -268,17 +305,16 @@ class EventBus:
         if not events:
             return
         batch = Batch.of(events)
-        if batch.done:
-            self._rings.pop(job_id, None)  # ended: streams that join now replay the store
-        else:
-            ring = self._rings.get(job_id)
-            if ring is None:
-                ring = self._rings[job_id] = Ring(owner)
-            ring.add(batch)
-        subs = self._jobs.get(job_id)
-        if subs:
-            for sub in list(subs):
-                sub.offer(batch)
+        out = self._outboxes.get(job_id)
+        if out is None:
+            out = self._outboxes[job_id] = _Outbox()
+        out.batches.append(batch)
+        loop = asyncio.get_running_loop()
+        due = out.sent_at + FANOUT_INTERVAL_S
+        if batch.done or loop.time() >= due:
+            self._fan_out(job_id, owner)
+        elif out.timer is None:
+            out.timer = loop.call_at(due, self._fan_out, job_id, owner)
         watchers = self._owners.get(owner)
         if watchers:
             statuses = [e for e in events if e.name in ("status", "done")]
@@ -288,6 +324,32 @@ class EventBus:
                 batch = Batch(0, status_frame(last.data))
                 for sub in list(watchers):
                     sub.offer(batch)
+
+    def _fan_out(self, job_id: str, owner: str) -> None:
+        """Send what the job published since the last fan-out, as one batch, to its streams
+        and its ring. A stream that subscribed meanwhile read the ring or the store first:
+        it skips or slices what it already has (batches are consecutive)."""
+        out = self._outboxes.get(job_id)
+        if out is None or not out.batches:
+            return
+        if out.timer is not None:
+            out.timer.cancel()
+            out.timer = None
+        batch = Batch.merge(out.batches)
+        out.batches = []
+        out.sent_at = asyncio.get_running_loop().time()
+        if batch.done:
+            self._rings.pop(job_id, None)  # ended: streams that join now replay the store
+            del self._outboxes[job_id]
+        else:
+            ring = self._rings.get(job_id)
+            if ring is None:
+                ring = self._rings[job_id] = Ring(owner)
+            ring.add(batch)
+        subs = self._jobs.get(job_id)
+        if subs:
+            for sub in list(subs):
+                sub.offer(batch)
 
     def recent(self, job_id: str, after: int) -> tuple[bytes, int] | None:
         """The job's frames after `after` from memory, and the last id in them; None when
@@ -306,6 +368,9 @@ class EventBus:
     def close(self) -> None:
         """End every subscription (daemon shutdown): streams must not hold shutdown up."""
         self._closed = True
+        for out in self._outboxes.values():
+            if out.timer is not None:
+                out.timer.cancel()
         for table in (self._jobs, self._owners):
             for subs in table.values():
                 for sub in subs:

@@ -290,10 +290,30 @@ async def test_live_delivery_skips_what_the_replay_sent_and_ends_at_done() -> No
     assert bus.subscribers() == 0
 
 
+async def test_a_job_committing_often_is_fanned_out_at_a_bounded_rate() -> None:
+    """A crawl commits before each request; its streams get one write per interval, holding
+    every event in order, and `done` at once."""
+    bus = EventBus()
+    sub = bus.subscribe_job("job_f")
+    written: list[bytes] = []
+    sub.go_live(lambda chunk: written.append(chunk) is None, last=0)
+    for first in range(1, 31, 3):
+        bus.publish("job_f", "", frames(range(first, first + 3)))
+    assert [ids(chunk) for chunk in written] == [[1, 2, 3]]  # the first at once
+    await asyncio.sleep(events.FANOUT_INTERVAL_S * 1.5)
+    assert [ids(chunk) for chunk in written] == [[1, 2, 3], list(range(4, 31))]
+    bus.publish("job_f", "", frames(range(31, 33)))
+    bus.publish("job_f", "", frames(range(33, 34), "done"))  # not held back
+    assert [i for chunk in written for i in ids(chunk)] == list(range(1, 34))
+    assert sub.ended.done() and not sub.dropped
+    assert bus.recent("job_f", 0) is None  # ended: no ring left
+
+
 async def test_the_ring_holds_a_live_jobs_recent_events_within_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(events, "RING_BYTES", 12 * len(frames(range(40, 41))[0].frame))
+    monkeypatch.setattr(events, "FANOUT_INTERVAL_S", 0.0)  # each batch to the ring at once
     bus = EventBus()
     assert bus.recent("job_r", 0) is None  # nothing published: the store answers
     for first in range(1, 40, 4):
