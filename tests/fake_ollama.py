@@ -99,6 +99,7 @@ class FakeOllama:
     tokens: tuple[int, int] = (120, 30)  # prompt_eval_count, eval_count per relevance chat
     replies: list[Reply] = field(default_factory=list)  # the next extraction answers, in order
     reply: Callable[[Call], Reply] | None = None  # an extraction answer computed per call
+    cut_at: int | None = None  # extraction answers longer than this many characters are cut
     active: int = 0
     max_active: int = 0  # most chat calls in flight at once
     host: str = ""
@@ -157,6 +158,7 @@ class FakeOllama:
         if not any(_same_model(model, m) for m in self.models):
             return web.json_response({"error": f"model '{model}' not found"}, status=404)
         tokens = self.tokens
+        done_reason = "stop"
         if self.content is not None:
             content = self.content
         elif call.is_plan:
@@ -167,6 +169,8 @@ class FakeOllama:
         else:
             answer = self.replies.pop(0) if self.replies else (self.reply or extract)(call)
             content = answer if isinstance(answer, str) else json.dumps(answer)
+            if self.cut_at is not None and len(content) > self.cut_at:
+                content, done_reason = content[: self.cut_at], "length"
             # Roughly what a tokenizer counts: four characters a token.
             sent = sum(len(m["content"]) for m in call.body["messages"])
             tokens = (sent // 4 + 10, len(content) // 4 + 1)
@@ -177,7 +181,7 @@ class FakeOllama:
                 "created_at": "2025-06-01T12:00:00.000000Z",
                 "message": {"role": "assistant", "content": content},
                 "done": True,
-                "done_reason": "stop",
+                "done_reason": done_reason,
                 "total_duration": 1_200_000_000,
                 "load_duration": 10_000_000,
                 "prompt_eval_count": tokens[0],

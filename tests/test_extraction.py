@@ -445,3 +445,21 @@ async def test_an_unusable_schema_is_refused_before_any_call(
     items = await extractor.extract_items(PAGE, {"type": "array", "items": {"type": "strnig"}})
     assert items.failed and items.error == "schema.items.type: unknown type 'strnig'"
     assert fake.chats == []
+
+
+async def test_a_cut_json_answer_is_not_asked_again(fake: FakeOllama, extractor: Extractor) -> None:
+    fake.cut_at = 60  # as if relevance.extract_answer_tokens were reached
+    ex = await extractor.extract_items(PAGE, ITEM)
+    assert ex.failed and ex.llm_calls == 1
+    assert ex.error == (
+        "the answer reached 2048 tokens and was cut (relevance.extract_answer_tokens)"
+    )
+
+
+async def test_a_cut_markdown_answer_is_kept_with_a_warning(
+    fake: FakeOllama, extractor: Extractor
+) -> None:
+    fake.cut_at = 20
+    ex = await extractor.extract(PAGE, "What is the phone number?")
+    assert not ex.failed and ex.content == "Town hall, Market Sq"
+    assert ex.warnings == ["the answer reached 2048 tokens and was cut"]

@@ -305,11 +305,19 @@ class _Run:
                 continue
             self.input_tokens += reply.input_tokens
             self.output_tokens += reply.output_tokens
+            cut = f"the answer{part} reached {s.extract_answer_tokens} tokens and was cut"
             try:
-                return self.read(reply.content)
+                found = self.read(reply.content)
             except _Invalid as exc:
+                if reply.cut:  # asking again gives the same cut answer
+                    self.error = f"{cut} (relevance.extract_answer_tokens)"
+                    return None
                 again = "; asked again" if attempt == 0 else ""
                 self.error = f"the local model gave an invalid answer{part}: {exc}{again}"
+                continue
+            if reply.cut:
+                self.warnings.append(cut)
+            return found
         return None
 
     def _spent(self, s: RelevanceConfig, timed_out: bool) -> None:

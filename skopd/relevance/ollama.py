@@ -43,6 +43,7 @@ class Reply(msgspec.Struct, frozen=True):
     content: str
     input_tokens: int
     output_tokens: int
+    cut: bool = False  # the answer reached max_tokens (done_reason "length")
 
 
 def _canonical(name: str) -> str:
@@ -125,6 +126,7 @@ class OllamaModel:
             content=answer.message.content or "",
             input_tokens=answer.prompt_eval_count or 0,
             output_tokens=answer.eval_count or 0,
+            cut=answer.done_reason == "length",
         )
 
 
