@@ -1,14 +1,16 @@
 """Prompt-driven extraction from page Markdown with the local model.
 
-The page is cut into windows that fit the model's context (``extract_context_chars``), each
-window is one chat call, and the answers are merged: Markdown parts joined, JSON objects
-merged key by key, items concatenated without repeats. A JSON answer that does not decode
-or does not fit the schema is asked again once; a window still without a valid answer is
-left out, and when no window gave one the extraction has ``failed`` with the reason. The
-calls of one extraction are bounded by ``extract_max_calls`` (retries included), and their
-token counts are summed. The Extractor never raises for a model problem: callers decide
-what to return instead (Spidra-style jobs return the raw Markdown, schema jobs the page's
-own structured data).
+The page is cut between sections into windows that fit the model's context
+(``extract_context_chars``, fewer characters for CJK text), each window is one chat call
+(the page, then the instructions), and the answers are merged: Markdown parts joined, JSON
+objects merged key by key, items concatenated without repeats. A JSON answer that does not
+decode or does not fit the schema is asked again once (unless Ollama cut it at
+``extract_answer_tokens``); a window still without a valid answer is left out with a
+warning, and when no window gave one the extraction has ``failed`` with the reason. Calls
+(``extract_max_calls``, retries included) and time (``extract_timeout_s``) are bounded, and
+token counts are summed. The Extractor never raises for a model problem: callers decide what
+to return instead (Spidra-style jobs return the raw Markdown, schema jobs the page's own
+structured data).
 """
 
 from __future__ import annotations
@@ -60,9 +62,9 @@ class Extraction(msgspec.Struct):
     llm_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-    truncated: bool = False  # the page was longer than the calls allowed: its end was left out
+    truncated: bool = False  # calls or time ran out before the page's end: the rest left out
     parts: int = 0  # windows the page was cut into (and asked about)
-    warnings: list[str] = msgspec.field(default_factory=list)  # parts left out, and why
+    warnings: list[str] = msgspec.field(default_factory=list)  # parts left out or cut, and why
 
 
 class _Invalid(Exception):
