@@ -20,6 +20,8 @@ import msgspec
 SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays
 RING_BYTES = 1 << 20  # recent frames kept in memory per live job, for streams that join late
 FANOUT_INTERVAL_S = 0.1  # a job's live streams are written at most this often
+FANOUT_SHARE = 0.1  # and no more often than keeps writing them under this share of the time
+FANOUT_MAX_INTERVAL_S = 0.5
 _JSON = msgspec.json.Encoder()
 
 
@@ -258,18 +260,21 @@ class Subscription:
 class _Outbox:
     """A job's batches published since its last fan-out."""
 
-    __slots__ = ("batches", "sent_at", "timer")
+    __slots__ = ("batches", "interval", "sent_at", "timer")
 
     def __init__(self) -> None:
         self.batches: list[Batch] = []
-        self.sent_at = -FANOUT_INTERVAL_S
+        self.sent_at = -FANOUT_MAX_INTERVAL_S
+        self.interval = FANOUT_INTERVAL_S
         self.timer: asyncio.TimerHandle | None = None
 
 
 class EventBus:
     """Fans a job's batches out at most every FANOUT_INTERVAL_S (the first at once): a job
     may commit far more often (its crawl checkpoints before each request), and each fan-out
-    costs a socket write per subscriber, whatever it holds."""
+    costs a socket write per subscriber, whatever it holds. With so many subscribers that a
+    fan-out takes longer than FANOUT_SHARE of that interval, the interval stretches (up to
+    FANOUT_MAX_INTERVAL_S), so the crawl keeps the rest of the daemon's time."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, set[Subscription]] = {}
@@ -310,7 +315,7 @@ class EventBus:
             out = self._outboxes[job_id] = _Outbox()
         out.batches.append(batch)
         loop = asyncio.get_running_loop()
-        due = out.sent_at + FANOUT_INTERVAL_S
+        due = out.sent_at + out.interval
         if batch.done or loop.time() >= due:
             self._fan_out(job_id, owner)
         elif out.timer is None:
@@ -348,8 +353,11 @@ class EventBus:
             ring.add(batch)
         subs = self._jobs.get(job_id)
         if subs:
+            began = time.thread_time()  # CPU: waits for the GIL are not this loop's cost
             for sub in list(subs):
                 sub.offer(batch)
+            took = time.thread_time() - began
+            out.interval = min(max(FANOUT_INTERVAL_S, took / FANOUT_SHARE), FANOUT_MAX_INTERVAL_S)
 
     def recent(self, job_id: str, after: int) -> tuple[bytes, int] | None:
         """The job's frames after `after` from memory, and the last id in them; None when

@@ -309,6 +309,26 @@ async def test_a_job_committing_often_is_fanned_out_at_a_bounded_rate() -> None:
     assert bus.recent("job_f", 0) is None  # ended: no ring left
 
 
+async def test_fan_out_backs_off_when_writing_the_streams_costs_too_much(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """So many subscribers that writing to them all takes more than its share of the time:
+    the job's streams are written less often (the crawl keeps its CPU), still losslessly."""
+    monkeypatch.setattr(events, "FANOUT_SHARE", 1e-9)  # any write costs more than its share
+    monkeypatch.setattr(events, "FANOUT_MAX_INTERVAL_S", 30.0)
+    bus = EventBus()
+    sub = bus.subscribe_job("job_b")
+    written: list[bytes] = []
+    sub.go_live(lambda chunk: written.append(chunk) is None, last=0)
+    bus.publish("job_b", "", frames(range(1, 3)))
+    bus.publish("job_b", "", frames(range(3, 5)))
+    await asyncio.sleep(events.FANOUT_INTERVAL_S * 3)
+    assert [ids(chunk) for chunk in written] == [[1, 2]]  # held past the usual interval
+    bus.publish("job_b", "", frames(range(5, 6), "done"))
+    assert [ids(chunk) for chunk in written] == [[1, 2], [3, 4, 5]]
+    assert sub.ended.done()
+
+
 async def test_the_ring_holds_a_live_jobs_recent_events_within_its_bound(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
