@@ -36,11 +36,9 @@ CANCEL_WAIT_S = 5.0
 JOB_ID = re.compile(
     r"^(job_[a-z0-9]{1,64}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
-# When the daemon stops, running crawls take no new work and get this long to finish the
-# requests in flight before they are cancelled; document jobs resume at the next start.
+# When the daemon stops, running jobs take no new work and get this long to finish the
+# requests in flight before they are cancelled; they resume at the next start.
 STOP_GRACE_S = 2.0
-# Jobs of the other kinds (pages, extract, docs) have no checkpoint: a restart ends them.
-RESTART_MESSAGE = "the daemon restarted while the job was running; submit it again"
 
 
 class Scheduler:
@@ -74,27 +72,15 @@ class Scheduler:
     # -- life cycle -------------------------------------------------------
 
     async def start(self) -> None:
-        """Document jobs that were running when the daemon stopped resume from their
-        checkpoint, first; then pending ones run, in order. Running jobs of the other kinds
-        have no checkpoint: they end failed, with a recoverable error saying why."""
+        """Jobs that were running when the daemon stopped resume from their checkpoint,
+        first; then pending ones run, in order."""
         self.documents_dir.mkdir(parents=True, exist_ok=True)
         for job in await self.store.jobs_with_status(JobStatus.IN_PROGRESS):
-            if job.kind is JobKind.DOCUMENTS:
-                self._queue.append(job.job_id)
-                log.info(
-                    "job %s state=in_progress resuming after a restart",
-                    job.job_id,
-                    extra=_fields(job.job_id, "in_progress"),
-                )
-                continue
-            rec = await Recorder.load(self.store, self.bus, job)
-            rec.error("daemon_restart", RESTART_MESSAGE, None, agent=job.current_agent)
-            rec.update(**_ended(JobStatus.FAILED, f"Job failed: {RESTART_MESSAGE}"))
-            await rec.flush()
+            self._queue.append(job.job_id)
             log.info(
-                "job %s state=failed reason=restart",
+                "job %s state=in_progress resuming after a restart",
                 job.job_id,
-                extra=_fields(job.job_id, "failed"),
+                extra=_fields(job.job_id, "in_progress"),
             )
         for job in await self.store.jobs_with_status(JobStatus.PENDING):
             self._enqueue(job.job_id, job.owner)
@@ -107,16 +93,16 @@ class Scheduler:
             self._stop_by = asyncio.get_running_loop().time() + STOP_GRACE_S
         for crawl in self._crawls.values():
             crawl.stop()
+        self.kinds.stop()
 
     async def close(self) -> None:
-        """Stop every job task: crawls get what is left of STOP_GRACE_S to finish the requests
+        """Stop every job task: jobs get what is left of STOP_GRACE_S to finish the requests
         in flight, then are cancelled. Running jobs stay `in_progress` for the next start."""
         self.stop_crawling()
         tasks = list(self._running.values())
-        crawling = [self._running[j] for j in self._crawls if j in self._running]
-        if crawling:  # jobs of the other kinds have no checkpoint to wait for
+        if tasks:
             grace = self._stop_by - asyncio.get_running_loop().time()
-            await asyncio.wait(crawling, timeout=max(0.0, grace))
+            await asyncio.wait(tasks, timeout=max(0.0, grace))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -348,7 +334,7 @@ class Scheduler:
             if job.kind is JobKind.DOCUMENTS:
                 message = await self._find_documents(job, rec, resumed)
             else:
-                message = await self.kinds.run(job, rec)
+                message = await self.kinds.run(job, rec, resumed)
             if message is None:
                 log.info(
                     "job %s stopped with the daemon; it resumes at the next start",

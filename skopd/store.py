@@ -714,6 +714,33 @@ class Store:
             for row in rows
         ]
 
+    async def saved_pages(self, job_id: str) -> list[tuple[int, str, bool]]:
+        """(position, url, success) of the job's saved pages, read on the writer's connection
+        (as `checkpoint`): what a resumed job continues from."""
+        async with self.w.execute(
+            "SELECT position, url, success FROM page_contents WHERE job_id = ? ORDER BY position",
+            (job_id,),
+        ) as cur:
+            return [(int(r[0]), str(r[1]), bool(r[2])) for r in await cur.fetchall()]
+
+    async def clear_pages(self, job_id: str) -> None:
+        """A job that does its pages again from the start: the ones saved before go."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM page_contents WHERE job_id = ?", (job_id,))
+
+        await self._atomic(write)
+
+    async def reset_frontier(self, job_id: str, crawl_state: bytes) -> None:
+        """A job that begins another crawl (the next starter link of a docs job): the last
+        crawl's checkpoint goes, and `crawl_state` says where the job is, in one transaction."""
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM frontier WHERE job_id = ?", (job_id,))
+            conn.execute("UPDATE jobs SET crawl_state = ? WHERE job_id = ?", (crawl_state, job_id))
+
+        await self._atomic(write)
+
     async def save_output(self, job_id: str, output: JobOutput) -> None:
         def write(conn: sqlite3.Connection) -> None:
             conn.execute(

@@ -110,29 +110,6 @@ async def test_the_queue_limit_holds_for_every_face(
     facesite.app[RELEASE].set()
 
 
-async def test_a_job_running_when_the_daemon_stops_ends_failed_after_the_restart(
-    daemon_factory: DaemonFactory, facesite: TestServer
-) -> None:
-    first = await daemon_factory(server=KEYS)
-    assert first.client is not None
-    res = await first.client.post(
-        "/api/v1/scrape", json={"url": str(facesite.make_url("/slow")), "schema": SCHEMA}, headers=A
-    )
-    job_id = (await res.json())["job_id"]
-    for _ in range(200):
-        view = await (await first.client.get(f"/api/v1/scrape/jobs/{job_id}", headers=A)).json()
-        if view["status"] == "processing":
-            break
-        await asyncio.sleep(0.05)
-    assert view["status"] == "processing"
-    await first.stop()
-    facesite.app[RELEASE].set()
-    second = await daemon_factory(server=KEYS)
-    assert second.client is not None
-    data = await aitronos_wait(second.client, job_id, KEY_A)
-    assert data["status"] == "failed" and "restarted" in data["error_message"]
-
-
 async def test_addresses_the_crawler_may_not_visit_are_refused_naming_the_field(
     daemon_factory: DaemonFactory,
 ) -> None:

@@ -171,6 +171,11 @@ class PageSink(Protocol):
         links of `page.links` the crawl may follow."""
         ...
 
+    async def restore(self, recorded: set[str]) -> None:
+        """A restored crawl: take back what was kept before the restart; `recorded` holds
+        the normalized URLs of the pages the crawl recorded (their links were followed)."""
+        ...
+
 
 class Crawl:
     def __init__(
@@ -367,6 +372,7 @@ class Crawl:
         """Continue a crawl from its checkpoint: what was seen stays seen, queued work is
         queued again as it was, and a download that was cut off is fetched again."""
         self.resumed = True
+        self.rec.crawl_state = None  # no flush meanwhile writes a state not yet restored
         if cp.state is not None:
             st = msgspec.msgpack.decode(cp.state, type=CrawlState)
             self.started, self.seeded = st.started, st.seeded
@@ -409,6 +415,9 @@ class Crawl:
         numbers = [int(d.document_id.rpartition("_")[2]) for d in cp.documents]
         self.document_ids = itertools.count(max(numbers, default=0) + 1)
         await asyncio.to_thread(_discard_unrecorded, self.dir, {d.file_name for d in cp.documents})
+        if self.sink is not None:
+            await self.sink.restore(recorded)
+        self.rec.crawl_state = self._state
 
     # -- the frontier -----------------------------------------------------
 

@@ -13,8 +13,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+import msgspec
+
 from skopd.crawl import doctypes
-from skopd.crawl.engine import JobFailed
+from skopd.crawl.engine import Crawl, JobFailed
 from skopd.crawl.extract import Link, Page
 from skopd.crawl.recorder import Recorder
 from skopd.kinds.runner import KindRunner, add_usage
@@ -116,7 +118,34 @@ class RelevantLinks:
         return kept
 
 
-async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
+class Progress(msgspec.Struct, omit_defaults=True):
+    """Where a docs job is, written with every flush as its checkpoint's state: the starter
+    link whose crawl is under way (that crawl's own state in `crawl`), what the crawls of the
+    earlier ones ended with, and the model's work so far."""
+
+    starter: int = 0
+    max_pages: int = 0  # the page budget the crawl under way began with
+    elapsed_s: float = 0.0  # time spent crawling when it began
+    reasons: list[str] = msgspec.field(default_factory=list)
+    failures: list[str] = msgspec.field(default_factory=list)
+    asked: int = 0  # questions put to the model about links
+    usage: tuple[int, int, int] = (0, 0, 0)  # model calls, input and output tokens
+    crawl: bytes | None = None
+
+    @classmethod
+    def of(cls, state: bytes | None) -> Progress:
+        if state is None:
+            return cls()
+        try:
+            return msgspec.msgpack.decode(state, type=cls)
+        except msgspec.DecodeError:  # a crawl's own state (an older skopd): the first one's
+            return cls(crawl=state)
+
+
+async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -> str | None:
+    """The crawls of the starter links, one after the other, saving into one sink. After a
+    restart, the crawl that was under way continues from its checkpoint (and the sink from
+    the pages saved), and the later starter links follow, as in a run never interrupted."""
     spec = job.spec
     assert isinstance(spec, DocsSpec)
     try:
@@ -126,28 +155,68 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     rec.update(relevance_backend=judge.name, model=judge.model, message="Scraping documentation")
     query = await judge.plan(build_query(job.prompt))
     sink = ContentSink(ctx.store, job.job_id, max_saved=spec.max_iterations)
+    checkpoint = await ctx.store.checkpoint(job.job_id) if resumed else None
+    progress = Progress.of(checkpoint.state if checkpoint else None)
     output = JobOutput(engine_used="static")
     ask = None
     if judge.name == "ollama" and await ctx.extractor().unavailable() is None:
         ask = ModelLinks(ctx.extractor(), _question(spec), output)
+        ask.asked = progress.asked
     sink.choose = RelevantLinks(query, spec.starter_links, sink, ask)
-    reasons: list[str] = []
-    failures: list[str] = []
-    for url in spec.starter_links:
-        if sink.full:
-            break
-        if sink.has(url):
-            continue
-        left = spec.max_iterations - len(sink.saved)
+    crawl: Crawl | None = None
+    before = progress.usage
+
+    def usage() -> tuple[int, int, int]:
+        return (
+            before[0] + output.llm_calls + judge.llm_calls,
+            before[1] + output.input_tokens + judge.input_tokens,
+            before[2] + output.output_tokens + judge.output_tokens,
+        )
+
+    def state() -> bytes:
+        progress.asked = ask.asked if ask is not None else 0
+        progress.usage = usage()
+        progress.crawl = None if crawl is None else crawl._state()
+        return msgspec.msgpack.encode(progress)
+
+    first = progress.starter
+    for index in range(first, len(spec.starter_links)):
+        url = spec.starter_links[index]
+        restoring = checkpoint is not None and index == first
+        if not restoring:
+            if sink.full:
+                break
+            if sink.has(url):
+                continue
+            if ctx.stopping:
+                return None  # the daemon is stopping; the job resumes at the next start
+            progress.starter = index
+            progress.max_pages = spec.max_iterations - len(sink.saved)
+            if crawl is not None:  # the last crawl's checkpoint goes: this one begins
+                progress.elapsed_s = crawl._elapsed()
+                crawl = None
+                await rec.commit()
+                await ctx.store.reset_frontier(job.job_id, state())
+        budget = progress.max_pages or spec.max_iterations
+        crawl = ctx.crawl(job, rec, judge, url, sink, max_pages=budget)
+        if restoring:
+            assert checkpoint is not None
+            await crawl.restore(msgspec.structs.replace(checkpoint, state=progress.crawl))
+        if progress.elapsed_s and (not restoring or progress.crawl is None):
+            crawl.elapsed_before = progress.elapsed_s  # the time of the crawls before
+        rec.crawl_state = state
         try:
-            outcome = await ctx.crawl(job, rec, judge, url, sink, max_pages=left).run()
+            outcome = await crawl.run()
         except JobFailed as exc:
-            failures.append(exc.message)
+            progress.failures.append(exc.message)
             rec.error(exc.error_type, exc.message, url)
             continue
-        reasons.append(outcome.reason)
+        if outcome.reason == "interrupted":
+            return None  # the daemon is stopping; the job resumes at the next start
+        progress.reasons.append(outcome.reason)
     if not sink.saved:
-        raise JobFailed("scrape_failed", "; ".join(failures) or "no page could be saved")
+        raise JobFailed("scrape_failed", "; ".join(progress.failures) or "no page could be saved")
+    reasons = progress.reasons
     if "timeout" in reasons:
         finish = "timeout"
     elif sink.full or "max_pages" in reasons:
@@ -155,9 +224,7 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
     else:
         finish = "no_more_links"
     output.finish_reason = finish
-    output.llm_calls += judge.llm_calls
-    output.input_tokens += judge.input_tokens
-    output.output_tokens += judge.output_tokens
+    output.llm_calls, output.input_tokens, output.output_tokens = usage()
     await ctx.finish(job, rec, output)
     return f"Scraping completed: {len(sink.saved)} page(s) saved ({finish})"
 

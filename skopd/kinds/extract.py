@@ -116,14 +116,20 @@ class Items:
         return list(ex.data)
 
 
-async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
+async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -> str | None:
     spec = job.spec
     assert isinstance(spec, ExtractSpec)
+    if resumed:
+        # The items are kept in memory only: the pages are read again from the first, and
+        # the answer (and its model calls) is that of the run that completes.
+        await ctx.store.clear_pages(job.job_id)
     items = Items(ctx, spec, rec)
     sink = ContentSink(ctx.store, job.job_id, choose=items)
     rec.update(message="Extracting")
     limits = await ctx.rendering(job, rec)
-    await ctx.crawl(job, rec, ctx.lexical(rec), spec.url, sink, **limits).run()
+    outcome = await ctx.crawl(job, rec, ctx.lexical(rec), spec.url, sink, **limits).run()
+    if outcome.reason == "interrupted":
+        return None  # the daemon is stopping; the job starts again at the next start
     if not sink.saved:
         raise JobFailed("not_html", f"{spec.url} is not an HTML page")
     output = items.output

@@ -8,6 +8,7 @@ from typing import Literal
 
 from skopd.crawl.engine import JobFailed
 from skopd.crawl.recorder import Recorder
+from skopd.crawl.urls import normalize_url
 from skopd.kinds.runner import KindRunner, add_usage
 from skopd.kinds.sink import ContentSink
 from skopd.models import Job, JobOutput, PageContent, PagesSpec, utcnow
@@ -15,18 +16,24 @@ from skopd.models import Job, JobOutput, PageContent, PagesSpec, utcnow
 SEPARATOR = "\n\n---\n\n"
 
 
-async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
+async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -> str | None:
     spec = job.spec
     assert isinstance(spec, PagesSpec)
     judge = ctx.lexical(rec)
     rec.update(message=f"Scraping {len(spec.urls)} page(s)")
     limits = await ctx.rendering(job, rec)
+    done_before = await _kept(ctx, job) if resumed else set()
+    interrupted = False
 
     async def fetch(position: int, url: str) -> None:
+        nonlocal interrupted
         sink = ContentSink(ctx.store, job.job_id, first_position=position)
         problem = None
         try:
-            await ctx.crawl(job, rec, judge, url, sink, **limits).run()
+            outcome = await ctx.crawl(job, rec, judge, url, sink, **limits).run()
+            if outcome.reason == "interrupted":
+                interrupted = True
+                return
         except JobFailed as exc:
             problem = exc.message
             rec.error(exc.error_type, exc.message, url)
@@ -46,7 +53,11 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder) -> str:
             )
 
     # At most five pages, checked at the edge.
-    await asyncio.gather(*(fetch(i, url) for i, url in enumerate(spec.urls)))
+    await asyncio.gather(
+        *(fetch(i, url) for i, url in enumerate(spec.urls) if i not in done_before)
+    )
+    if interrupted:
+        return None  # the daemon is stopping; the job resumes at the next start
     pages = await ctx.store.pages_of(job.job_id)
     done = [p for p in pages if p.success]
     if not done:
@@ -89,3 +100,14 @@ async def _extract(
         output.content = ex.data
     elif ex.content is not None:
         output.content = ex.content
+
+
+async def _kept(ctx: KindRunner, job: Job) -> set[int]:
+    """After a restart: the positions done before it, kept (and not fetched again). A page
+    is done once the crawl recorded it (its screenshot with it); a failure, once saved."""
+    recorded = {normalize_url(url) for url in (await ctx.store.checkpoint(job.job_id)).pages}
+    return {
+        position
+        for position, url, success in await ctx.store.saved_pages(job.job_id)
+        if not success or normalize_url(url) in recorded
+    }

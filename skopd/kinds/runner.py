@@ -3,6 +3,7 @@ recorder; the scheduler hands each such job here and records how it ended."""
 
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,9 @@ class KindRunner:
         self.relevance = relevance
         self.documents_dir = documents_dir
         self._extractor: Extractor | None = None
+        # The daemon is stopping: crawls take no new work, and jobs return None (see run).
+        self.stopping = False
+        self._crawls: weakref.WeakSet[Crawl] = weakref.WeakSet()
 
     def extractor(self) -> Extractor:
         """One per daemon, made when a job first needs the model."""
@@ -59,12 +63,21 @@ class KindRunner:
             await self._extractor.close()
             self._extractor = None
 
-    async def run(self, job: Job, rec: Recorder) -> str:
-        """Run `job` to its end; the final message. Raises JobFailed when it cannot be done."""
+    def stop(self) -> None:
+        """The daemon is stopping: running crawls take no new work; jobs stay in_progress."""
+        self.stopping = True
+        for crawl in list(self._crawls):
+            crawl.stop()
+
+    async def run(self, job: Job, rec: Recorder, resumed: bool = False) -> str | None:
+        """Run `job` to its end; the final message. Raises JobFailed when it cannot be done.
+        None when the daemon stopped it: it stays in_progress and resumes at the next start
+        (`resumed`), keeping or doing again what it did before, so that it ends as a run
+        never interrupted would."""
         from skopd.kinds import docs, extract, pages
 
         runners = {JobKind.PAGES: pages.run, JobKind.EXTRACT: extract.run, JobKind.DOCS: docs.run}
-        return await runners[job.kind](self, job, rec)
+        return await runners[job.kind](self, job, rec, resumed)
 
     def crawl(
         self,
@@ -78,7 +91,7 @@ class KindRunner:
         """A crawl of `website` for `job`, its pages going to `sink`."""
         params = msgspec.structs.replace(job.parameters, **limits)
         view = msgspec.structs.replace(job, website=website, parameters=params)
-        return Crawl(
+        crawl = Crawl(
             view,
             rec,
             self.downloader,
@@ -89,6 +102,10 @@ class KindRunner:
             limits=DownloadLimits.of(self.cfg),
             browser=self.browser,
         )
+        self._crawls.add(crawl)
+        if self.stopping:
+            crawl.stop()
+        return crawl
 
     async def rendering(self, job: Job, rec: Recorder) -> dict[str, Any]:
         """Crawl limits that differ from the job's: a job that asks for the browser (every

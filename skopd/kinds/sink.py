@@ -46,6 +46,9 @@ class ContentSink:
         self.max_saved = max_saved
         self.positions = itertools.count(first_position)
         self.saved: set[str] = set()  # normalized URLs (the content is in the store only)
+        # Saved before a restart, but their links were never followed (the daemon stopped
+        # before the crawl recorded the page): fetched again, they choose again.
+        self._unchosen: set[str] = set()
         self._lock = asyncio.Lock()
 
     @property
@@ -55,14 +58,27 @@ class ContentSink:
     def has(self, url: str) -> bool:
         return urls.normalize_url(url) in self.saved
 
+    async def restore(self, recorded: set[str]) -> None:
+        """Continue after a restart: the pages saved before count, and are not saved again.
+        `recorded`: normalized URLs of the pages the crawl recorded (and followed)."""
+        rows = await self.store.saved_pages(self.job_id)
+        for _, url, success in rows:
+            key = urls.normalize_url(url)
+            if success:
+                self.saved.add(key)
+                if key not in recorded:
+                    self._unchosen.add(key)
+        last = max((position for position, _, _ in rows), default=None)
+        if last is not None:
+            self.positions = itertools.count(last + 1)
+
     async def page(self, page: Page, body: bytes, depth: int) -> list[Link]:
         key = urls.normalize_url(page.url)
+        if key in self._unchosen:
+            return await self._choose_again(key, page, body)
         if key in self.saved or self.full:
             return []
-        if len(body) <= INLINE_BYTES:
-            title, markdown, chunks = convert(body, page.url)
-        else:
-            title, markdown, chunks = await asyncio.to_thread(convert, body, page.url)
+        title, markdown, chunks = await _converted(body, page.url)
         async with self._lock:  # positions in the order pages are saved
             if key in self.saved or self.full:
                 return []
@@ -81,3 +97,28 @@ class ContentSink:
         if self.choose is None or self.full:
             return []
         return await self.choose(page, body, content)
+
+    async def _choose_again(self, key: str, page: Page, body: bytes) -> list[Link]:
+        """A page saved before a restart whose links were never followed: as when it was
+        saved, but not saved twice."""
+        self._unchosen.discard(key)
+        if self.choose is None or self.full:
+            return []
+        title, markdown, chunks = await _converted(body, page.url)
+        content = PageContent(
+            position=-1,
+            url=page.url,
+            title=title or page.title,
+            markdown=markdown,
+            chunks=chunks,
+            success=True,
+            error=None,
+            scraped_at=utcnow(),
+        )
+        return await self.choose(page, body, content)
+
+
+async def _converted(body: bytes, url: str) -> tuple[str, str, list[ChunkOut]]:
+    if len(body) <= INLINE_BYTES:
+        return convert(body, url)
+    return await asyncio.to_thread(convert, body, url)
