@@ -6,11 +6,13 @@ at the next start and answer as a run never interrupted (no page, item or token 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -20,13 +22,21 @@ from aiohttp.test_utils import TestServer
 
 from tests import test_resume as resume
 from tests.conftest import Daemon
-from tests.face_clients import KEY_A, KEYS, Client, aitronos_wait, spidra_wait_for_result
+from tests.face_clients import (
+    KEY_A,
+    KEYS,
+    Client,
+    aitronos_wait,
+    docs_wait,
+    spidra_wait_for_result,
+)
 from tests.fake_ollama import FakeOllama
 from tests.sites import slowsite
-from tests.sites.facesite import HITS, RELEASE
+from tests.sites.facesite import DOC_PAGES, HITS, RELEASE
 from tests.test_resume import CONCURRENCY, Skopd, _in_store, _path
 
 A = {"X-API-Key": KEY_A}
+LINKS_QUESTION = "Which of these links lead to pages of the documentation"
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 # The real-process fixtures of the crash-safety tests of document jobs.
 http = resume.http
@@ -222,6 +232,62 @@ async def test_a_docs_job_stopped_with_the_daemon_saves_max_iterations_in_all(
     assert site.app[slowsite.HITS]["/"] == 1
     skop = await (await client.get(f"/scrape/status/{job_id}", headers=A)).json()
     assert any(w.startswith("resumed after daemon restart: ") for w in skop["warnings"])
+
+
+@dataclass
+class HeldLinks(FakeOllama):
+    """A fake model whose answers to questions about links wait for `release`."""
+
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    links_asked: int = 0
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        if any(LINKS_QUESTION in str(m.get("content")) for m in body["messages"]):
+            self.links_asked += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.release.wait(), 30)
+        return await super()._chat(request)
+
+
+async def test_a_page_saved_but_not_followed_before_the_stop_chooses_its_links_again(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """The daemon stops while the model judges the start page's links: the page is saved,
+    its links not yet followed. Resumed, the page is fetched again and its links followed,
+    but it is not saved twice; the job saves the pages of a run never interrupted."""
+    held = HeldLinks()
+    await held.start()
+    try:
+        model = {"backend": "auto", "ollama_host": held.host}
+        d = await daemon_factory(server=KEYS, relevance=model)
+        assert d.client is not None
+        session = str(uuid.uuid4())
+        body = {"starterLinks": [str(facesite.make_url("/docs/"))], "applicationName": "Widgetron"}
+        res = await d.client.post(f"/api/v1/scrape/{session}/scrape", json=body, headers=A)
+        job_id = (await res.json())["jobId"]
+        for _ in range(1000):
+            if held.links_asked:
+                break
+            await asyncio.sleep(0.02)
+        await d.stop()
+        with sqlite3.connect(d.cfg.database_path) as conn:
+            recorded = conn.execute("SELECT count(*) FROM pages WHERE job_id = ?", (job_id,))
+            assert recorded.fetchone()[0] == 0
+        assert [_path(u) for _, u in _saved_rows(d.cfg.database_path, job_id)] == ["/docs/"]
+
+        held.release.set()
+        client = await d.start()
+        data = await docs_wait(client, session, KEY_A, job_id)
+        assert data["status"] == "finished", data
+        saved = {_path(u) for u in data["result"]["savedPages"]}
+        assert saved == set(DOC_PAGES)
+        rows = _saved_rows(d.cfg.database_path, job_id)
+        assert [p for p, _ in rows] == list(range(len(DOC_PAGES)))
+        assert facesite.app[HITS]["/docs/"] == 2  # its links were never followed: again
+    finally:
+        held.release.set()
+        await held.close()
 
 
 # -- Spidra ---------------------------------------------------------------------------------
