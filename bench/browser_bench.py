@@ -3,6 +3,7 @@
     .venv/bin/python bench/browser_bench.py                # 40 pages, 1 then 4 in flight
     .venv/bin/python bench/browser_bench.py --pages 80 --concurrency 1,2,4
     .venv/bin/python bench/browser_bench.py --no-proxy     # Chromium connects by itself
+    .venv/bin/python bench/browser_bench.py --daemon       # whole jobs through skopd serve
 
 Serves a generated JavaScript site from a separate process on 127.0.0.1: every page is a
 shell whose 20 links (next pages, documents) a script writes from a fetched JSON list.
@@ -13,6 +14,12 @@ the site being on loopback) unless --no-proxy.
 Prints, per concurrency: pages/s, seconds, links found; then memory: this Python process
 (VmRSS) and all Chromium processes of the pool (sum of VmRSS, which counts shared pages once
 per process, and sum of Pss, which shares them out), sampled every 0.1 s, last and peak.
+
+With --daemon, each concurrency is instead one job through a `skopd serve` subprocess
+(browser.max_pages = the concurrency, render_js "auto": the first shell is rendered after
+its static fetch, the rest directly), crawling the whole site from /p/0: pages/s from the
+job's own runtime, pages by engine, and the memory of the daemon and of its Chromium
+processes (its descendants).
 Figures only; nothing is asserted.
 """
 
@@ -22,13 +29,17 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import signal
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from multiprocessing.queues import Queue
 from pathlib import Path
 
 from aiohttp import web
+from crawl_bench import SkopdFailed, call, free_port, wait_healthy
 
 from skopd.crawl.browser import BrowserPool, RenderError
 from skopd.crawl.netpolicy import AddressPolicy
@@ -249,11 +260,92 @@ def _row(label: str, value: str) -> None:
     print(f"{label:<36}{value}")
 
 
+# ---------------------------------------------------------------- through the daemon
+
+
+def _descendants(root: int) -> list[str]:
+    parents: dict[str, str] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                stat = Path(f"/proc/{entry.name}/stat").read_text()
+            except OSError:
+                continue
+            parents[entry.name] = stat.rpartition(")")[2].split()[1]
+    found: list[str] = []
+    frontier = [str(root)]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        found += children
+        frontier += children
+    return found
+
+
+def _daemon_memory(pid: int) -> Memory:
+    pids = _descendants(pid)
+    return Memory(
+        python_mb=_status_kib(pid, "VmRSS") / 1024,
+        chromium_rss_mb=sum(_status_kib(p, "VmRSS") for p in pids) / 1024,
+        chromium_pss_mb=sum(_pss_kib(p) for p in pids) / 1024,
+        processes=len(pids),
+    )
+
+
+def _daemon_run(origin: str, pages: int, level: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="skopd-bench-") as tmp:
+        port = free_port()
+        config = Path(tmp) / "config.toml"
+        config.write_text(
+            f"[server]\nport = {port}\n"
+            f'[storage]\ndatabase = "{tmp}/skopd.db"\ndocuments_dir = "{tmp}/documents"\n'
+            "[crawler]\nallow_private_networks = true\n"
+            '[relevance]\nbackend = "lexical"\n'
+            f"[browser]\nmax_pages = {level}\n"
+        )
+        api = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "skopd", "serve", "--config", str(config)]
+        daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peak = last = Memory()
+        try:
+            wait_healthy(api, daemon, timeout_s=60)
+            parameters = {"max_pages": pages, "max_depth": 100, "confidence_threshold": 1.0}
+            job = call(
+                f"{api}/scrape",
+                {"website": f"{origin}/p/0", "prompt": "council minutes", "parameters": parameters},
+            )
+            while True:
+                status = call(f"{api}/scrape/status/{job['job_id']}")
+                last = _daemon_memory(daemon.pid)
+                peak = _larger(peak, last)
+                if not status["is_active"]:
+                    break
+                time.sleep(0.2)
+            results = call(f"{api}/scrape/results/{job['job_id']}")
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                daemon.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+    crawled = results["total_pages_crawled"]
+    runtime = results["total_runtime_seconds"]
+    rate = crawled / runtime if runtime else float("nan")
+    engines = results["metadata"]["pages_by_engine"]
+    _row(f"{level} in flight (daemon): pages/s", f"{rate:.2f}  ({crawled} in {runtime:.1f} s)")
+    _row("  pages by engine", f"{engines}  (job {status['status']})")
+    _row("  render errors", str(sum(e["error_type"] == "render_failed" for e in results["errors"])))
+    _row("  memory last: daemon / chromium", _memory(last))
+    _row("  memory peak: daemon / chromium", _memory(peak))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--pages", type=int, default=40, help="site size (default 40)")
     parser.add_argument("--concurrency", default="1,4", help="pages in flight, comma-separated")
     parser.add_argument("--no-proxy", action="store_true", help="no address-policy proxy")
+    parser.add_argument("--daemon", action="store_true", help="whole jobs through skopd serve")
     args = parser.parse_args(argv)
     levels = [int(c) for c in args.concurrency.split(",")]
     if not os.access(CHROMIUM, os.X_OK):
@@ -267,6 +359,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         origin = f"http://127.0.0.1:{ready.get(timeout=60)}"
         _row("pages", str(args.pages))
+        if args.daemon:
+            for level in levels:
+                try:
+                    _daemon_run(origin, args.pages, level)
+                except SkopdFailed as exc:
+                    print(f"skopd: failed: {exc}", file=sys.stderr)
+                    return 1
+            return 0
         _row("proxy", "no" if args.no_proxy else "yes (address policy)")
         asyncio.run(_bench(origin, args.pages, levels, not args.no_proxy))
     finally:
