@@ -28,7 +28,7 @@ from skopd.crawl.netpolicy import AddressPolicy
 from skopd.crawl.proxy import PolicyDestinations, Refused
 from tests.conftest import Daemon, make_config
 from tests.sites.docsite import make_docsite
-from tests.sites.jsapp import CHAIN, HITS, JS_ONLY, make_jsapp
+from tests.sites.jsapp import AGENTS, CHAIN, HITS, JS_ONLY, make_jsapp
 
 CHROMIUM = "/usr/bin/chromium"
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,6 +160,10 @@ async def test_auto_renders_the_pages_scripts_fill(daemon: Client, site: TestSer
     assert results["screenshots"] == []
     health = await browser_health(daemon)
     assert health["state"] == "running" and health["processes"] >= 2
+    # Chromium says who it works for: a desktop Chrome's User-Agent plus the crawler's.
+    crawler = make_config(Path(".")).crawler.user_agent
+    rendering = [a for a in site.app[AGENTS] if a.startswith("Mozilla/") and a.endswith(crawler)]
+    assert rendering and all("Headless" not in a for a in rendering)
 
 
 async def test_never_reads_static_html_only(daemon: Client, site: TestServer) -> None:

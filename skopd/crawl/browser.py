@@ -222,8 +222,11 @@ class BrowserPool:
         *,
         temp_dir: str | None = None,
         policy: Destinations | None = None,
+        user_agent: str | None = None,
     ) -> None:
         self._settings = settings
+        # Added to Chromium's own User-Agent (without "Headless"), so that sites see who asks.
+        self._user_agent = user_agent
         self._temp_dir = temp_dir
         self._proxy = ForwardProxy(policy) if policy is not None else None
         self._slots = asyncio.Semaphore(settings.max_pages)
@@ -413,7 +416,11 @@ class BrowserPool:
         # Opening runs to its end even if the render is cancelled, then closes what it opened:
         # a cancelled CDP call would otherwise leave a tab nobody knows about.
         opening = asyncio.ensure_future(
-            _Tab.open(chromium, block_media=self._settings.block_resources)
+            _Tab.open(
+                chromium,
+                block_media=self._settings.block_resources,
+                user_agent=_user_agent(chromium.user_agent, self._user_agent),
+            )
         )
         try:
             return await asyncio.shield(opening)
@@ -559,6 +566,7 @@ class _Chromium:
         self.connection = browser._connection
         self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.stopping = False
+        self.user_agent = ""
         self._processes = processes
         self._stopped: asyncio.Task[None] | None = None
 
@@ -580,6 +588,13 @@ class _Chromium:
             await asyncio.shield(asyncio.to_thread(processes.reap, process, 0))
             raise
         chromium = cls(process, browser, processes)
+        try:
+            async with asyncio.timeout(_LAUNCH_TIMEOUT_S):
+                version = await _send(chromium.connection, "Browser.getVersion")
+            chromium.user_agent = str(version.get("userAgent", ""))
+        except BaseException:
+            await asyncio.shield(chromium.stop())
+            raise
         chromium.connection._recv_fut.add_done_callback(_consume)
         browser.on("disconnected", lambda: chromium._disconnected(on_gone))
         return chromium
@@ -626,7 +641,7 @@ class _Tab:
         self._soft_end = 0.0
 
     @classmethod
-    async def open(cls, chromium: _Chromium, *, block_media: bool) -> _Tab:
+    async def open(cls, chromium: _Chromium, *, block_media: bool, user_agent: str) -> _Tab:
         connection = chromium.connection
         reply = await _send(connection, "Target.createBrowserContext")
         context: str = reply["browserContextId"]
@@ -647,7 +662,10 @@ class _Tab:
             tab._listen()
             blocked = _DOCUMENTS + _MEDIA if block_media else _DOCUMENTS
             patterns = [p for ext in blocked for p in (f"*.{ext}", f"*.{ext}?*")]
+            override = {"userAgent": user_agent}
+            agent = [_send(session, "Network.setUserAgentOverride", override)] if user_agent else []
             await asyncio.gather(
+                *agent,
                 _send(session, "Page.enable"),
                 _send(session, "Page.setLifecycleEventsEnabled", {"enabled": True}),
                 _send(session, "Network.enable"),
@@ -871,6 +889,13 @@ def _consume(future: asyncio.Future[Any]) -> None:
     """Mark a future's exception as seen: the caller reports failures its own way."""
     if not future.cancelled():
         future.exception()
+
+
+def _user_agent(chromium: str, addition: str | None) -> str:
+    """Chromium's User-Agent as a desktop Chrome's, plus `addition`; "" keeps Chromium's."""
+    if not addition or not chromium:
+        return ""
+    return f"{chromium.replace('HeadlessChrome/', 'Chrome/')} {addition}"
 
 
 def _check_url(url: str) -> None:

@@ -35,7 +35,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     relevance = Relevance(cfg.relevance)
     # Launched on the first page that needs it; its requests pass the crawler's address policy.
     browser = BrowserPool(
-        cfg.browser, policy=PolicyDestinations(downloader.policy, app.get(RESOLVER))
+        cfg.browser,
+        policy=PolicyDestinations(downloader.policy, app.get(RESOLVER)),
+        user_agent=cfg.crawler.user_agent,
     )
     scheduler = Scheduler(cfg, store, app[BUS], downloader, relevance, browser)
     app[STORE] = store

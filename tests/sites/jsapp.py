@@ -1,6 +1,7 @@
 """A JavaScript application ("Riverton Portal") whose document links only scripts write.
 
-``make_jsapp()`` returns a fresh aiohttp app; ``app[HITS]`` counts requests per ``path_qs``.
+``make_jsapp()`` returns a fresh aiohttp app; ``app[HITS]`` counts requests per ``path_qs``,
+``app[AGENTS]`` holds the User-Agent headers seen.
 Plain inline JavaScript, no external resources. ``EXPECTED[path]`` lists the links a
 render of ``path`` must find; none of them is in the HTML the server sends.
 
@@ -43,6 +44,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 HITS: Final = web.AppKey[collections.Counter[str]]("jsapp_hits")
+AGENTS: Final = web.AppKey[set[str]]("jsapp_agents")  # User-Agent headers seen
 _STOPPING: Final = web.AppKey[asyncio.Event]("jsapp_stopping")
 
 OFFSITE: Final = "http://127.0.0.1:9/elsewhere"  # the discard port: nothing answers
@@ -214,6 +216,7 @@ document.addEventListener("DOMContentLoaded",
 def make_jsapp() -> web.Application:
     app = web.Application(middlewares=[_count])
     app[HITS] = collections.Counter()
+    app[AGENTS] = set()
     app[_STOPPING] = asyncio.Event()
     app.on_shutdown.append(_release)
     app.router.add_get("/spa/{route:.*}", _spa)
@@ -235,6 +238,7 @@ def make_jsapp() -> web.Application:
 @web.middleware
 async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[HITS][request.path_qs] += 1
+    request.app[AGENTS].add(request.headers.get("User-Agent", ""))
     return await handler(request)
 
 
