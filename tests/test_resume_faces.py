@@ -234,6 +234,56 @@ async def test_a_docs_job_stopped_with_the_daemon_saves_max_iterations_in_all(
     assert any(w.startswith("resumed after daemon restart: ") for w in skop["warnings"])
 
 
+async def test_a_docs_job_stopped_in_its_second_starter_link_goes_on_from_there(
+    daemon_factory: DaemonFactory, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """Two starter links, each a chain of pages: stopped during the second one's crawl, the
+    job resumes that crawl (the first one's pages are not fetched again) and saves the pages
+    of a run never interrupted."""
+    crawler = {"concurrency": CONCURRENCY, "per_host_concurrency": CONCURRENCY}
+    d = await daemon_factory(server=KEYS, crawler=crawler)
+    assert d.client is not None
+
+    async def submit(site: TestServer) -> tuple[str, str]:
+        session = str(uuid.uuid4())
+        starters = [str(site.make_url(f"/s/{i}/p/0")) for i in (0, 1)]
+        body = {"starterLinks": starters, "applicationName": "Town hall"}
+        res = await d.client.post(f"/api/v1/scrape/{session}/scrape", json=body, headers=A)
+        assert res.status == 200, await res.text()
+        return session, (await res.json())["jobId"]
+
+    site = await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
+    session, ref_id = await submit(site)
+    reference = await docs_wait(d.client, session, KEY_A, ref_id)
+    assert reference["status"] == "finished", reference
+    expected = {_path(u) for u in reference["result"]["savedPages"]}
+    first = {p for p in expected if p.startswith("/s/0/")}
+    assert first and expected - first  # both starter links saved pages
+
+    site = await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
+    session, job_id = await submit(site)
+    url = f"/api/v1/scrape/{session}/scrape?jobId={job_id}"
+    for _ in range(1000):
+        data = await (await d.client.get(url, headers=A)).json()
+        assert data["status"] in ("queued", "running"), data
+        if data["progress"].get("completedIterations", 0) >= len(first) + 2:
+            break
+        await asyncio.sleep(0.01)
+    await d.stop()
+    saved_before = {_path(u) for _, u in _saved_rows(d.cfg.database_path, job_id)}
+    assert first < saved_before < expected
+
+    client = await d.start()
+    data = await docs_wait(client, session, KEY_A, job_id)
+    assert data["status"] == "finished", data
+    assert data["result"]["finishReason"] == reference["result"]["finishReason"]
+    assert {_path(u) for u in data["result"]["savedPages"]} == expected
+    rows = _saved_rows(d.cfg.database_path, job_id)
+    assert len(rows) == len({u for _, u in rows}) == len(expected)
+    hits = site.app[slowsite.HITS]
+    assert all(hits[p] == 1 for p in first), {p: hits[p] for p in first}
+
+
 @dataclass
 class HeldLinks(FakeOllama):
     """A fake model whose answers to questions about links wait for `release`."""
