@@ -708,7 +708,8 @@ def _report_load(load: LoadResult, subscribers: int, slowdown: float) -> Outcome
     _row(
         "  latency published -> received",
         f"p50 {p50:.0f} ms, p99 {p99:.0f} ms, max {top:.0f} ms  ({len(published)} live blocks:"
-        " the daemon's `: published` time on each block it wrote)",
+        " the daemon's `: published` time on each block, when its oldest events were committed"
+        " and published: includes the bus's fan-out interval, 0.1 s or more)",
     )
     fetched = sorted(load.latencies.fetched)
     f50, f99, ftop = (1000 * _percentile(fetched, q) for q in (0.5, 0.99, 1))
@@ -742,14 +743,12 @@ def _summary(
     print(f"\n=== summary: {subscribers} subscribers, {rounds} round(s)", end="")
     print("; median [min - max] over the rounds ===" if rounds > 1 else " ===")
     _row("alone: pages/s", _spread([r.pages_per_s for r in alone], "{:.0f}"))
-    met_all = True
+    every_round = most_rounds = True
     for name, label, _ in SCENARIO_RUNS:
         runs = outcomes.get(name)
         if not runs:
             continue
         print(f"{label}:")
-        worst_slowdown = max(o.slowdown for o in runs)
-        worst_p99 = max(o.p99_ms for o in runs)
         exact = sum(o.exact for o in runs)
         everyone = sum(o.subscribers for o in runs)
         checks = (
@@ -757,40 +756,47 @@ def _summary(
                 "  crawl slowdown",
                 _spread([o.slowdown for o in runs], "{:.1f} %"),
                 "< 20 %",
-                worst_slowdown < 20,
+                sum(o.slowdown < 20 for o in runs),
             ),
             (
                 "  every event to every subscriber",
                 f"{exact} of {everyone} (events per job"
                 f" {_spread([o.total for o in runs], '{:.0f}')})",
                 "all",
-                exact == everyone,
+                sum(o.exact == o.subscribers for o in runs),
             ),
             ("  latency p50 published -> received", _spread([o.p50_ms for o in runs], "{:.0f} ms"),
-             "", True),
+             "", 0),
             ("  latency p99 published -> received", _spread([o.p99_ms for o in runs], "{:.0f} ms"),
-             "< 250 ms", worst_p99 < 250),
+             "< 250 ms", sum(o.p99_ms < 250 for o in runs)),
             ("  latency p50 fetched_at -> received",
-             _spread([o.fetched_p50_ms for o in runs], "{:.0f} ms"), "", True),
+             _spread([o.fetched_p50_ms for o in runs], "{:.0f} ms"), "", 0),
             ("  latency p99 fetched_at -> received",
-             _spread([o.fetched_p99_ms for o in runs], "{:.0f} ms"), "", True),
+             _spread([o.fetched_p99_ms for o in runs], "{:.0f} ms"), "", 0),
             (
                 "  subscribers' CPU",
                 _spread([o.client_cpu_s for o in runs], "{:.2f} s"),
                 "",
-                True,
+                0,
             ),
             (
                 "  daemon CPU over its alone run",
                 _spread([o.daemon_extra for o in runs], "+{:.0f} %")
                 + " (what the subscribers cost the daemon; less noisy than pages/s)",
                 "",
-                True,
+                0,
             ),
         )  # fmt: skip
         for what, value, target, met in checks:
-            verdict = f"   target {target}: {'met' if met else 'MISSED'}" if target else ""
-            met_all = met_all and met
+            verdict = ""
+            if target:
+                every_round = every_round and met == len(runs)
+                most_rounds = most_rounds and 2 * met > len(runs)
+                verdict = f"   target {target}: " + (
+                    "met" if met == len(runs) else "MISSED" if not met else "met in"
+                )
+                if 0 < met < len(runs):
+                    verdict += f" {met} of {len(runs)} rounds"
             _row(what, value + verdict)
     _row("daemon RSS MB (peak VmHWM)", f"{rss_mb:.0f}")
     shares = [100 * _share(r) for r in all_runs]
@@ -801,8 +807,15 @@ def _summary(
         + " of the CPUs during the runs"
         + (": NOT QUIET, pages/s, slowdown and latency are noisy" if noisy else ": quiet"),
     )
-    print("targets (worst round counts):", "all met" if met_all else "some MISSED")
-    return met_all
+    print(
+        "targets:",
+        "all met in every round"
+        if every_round
+        else "all met in most rounds, some MISSED in others"
+        if most_rounds
+        else "some MISSED in most rounds",
+    )
+    return every_round
 
 
 def main(argv: list[str] | None = None) -> int:
