@@ -64,6 +64,9 @@ class Scheduler:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._crawls: dict[str, Crawl] = {}
         self._cancelling: set[str] = set()
+        # A job's last flush outlives its task when the task is cancelled twice (two cancel
+        # calls, or a cancel during shutdown): whoever ends the job next must wait for it.
+        self._last_flush: dict[str, asyncio.Future[None]] = {}
         self._closing = False
         self._stop_by = 0.0
         self._mean_runtime_s = 60.0
@@ -230,11 +233,15 @@ class Scheduler:
             self._cancelling.add(job_id)
             task.cancel()
             await asyncio.wait([task], timeout=CANCEL_WAIT_S)
+        last_flush = self._last_flush.get(job_id)
+        if last_flush is not None:
+            await asyncio.wait([last_flush], timeout=CANCEL_WAIT_S)
         if job_id in self._queue:
             self._queue.remove(job_id)
             self._dequeued(job_id)
         job = await self.owned(owner, job_id)
-        if job.status.is_active and (task is None or task.done()):
+        stopped = task is None or task.done()
+        if job.status.is_active and stopped and job_id not in self._last_flush:
             # Never started, or stopped before its task could record the end.
             rec = await Recorder.load(self.store, self.bus, job)
             message = (
@@ -360,7 +367,10 @@ class Scheduler:
             flusher.cancel()
             if final:
                 rec.update(**final)
-            await asyncio.shield(rec.flush())
+            last_flush = asyncio.ensure_future(rec.flush())
+            self._last_flush[job_id] = last_flush
+            last_flush.add_done_callback(lambda _: self._last_flush.pop(job_id, None))
+            await asyncio.shield(last_flush)
         started = job.started_at or utcnow()
         runtime = (utcnow() - started).total_seconds()
         self._mean_runtime_s = 0.8 * self._mean_runtime_s + 0.2 * runtime

@@ -533,3 +533,37 @@ async def test_a_running_jobs_stream_is_still_only_its_owners(
     events = await asyncio.wait_for(watcher, 30)
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1]["event"] == "done"
+
+
+async def test_cancels_at_once_end_the_job_once_with_one_history(
+    client: Client, docsite: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two cancels in flight cancel the job's task twice; its last flush outlives the task
+    # and the second cancel must not write a second ending over it. A slow disk (every
+    # write 0.3 s late) holds the last flush open while the second cancel arrives.
+    store = client.app[STORE]
+    job_id = await submit(client, str(docsite.make_url("/")), "annual report 2023", max_depth=10)
+    for _ in range(500):
+        if (await (await client.get(f"/scrape/status/{job_id}")).json())["status"] != "pending":
+            break
+        await asyncio.sleep(0.01)
+    record = store.record_progress
+
+    async def slow_record(job: str, batch: ProgressBatch) -> None:
+        await asyncio.sleep(0.3)
+        await record(job, batch)
+
+    monkeypatch.setattr(store, "record_progress", slow_record)
+    first = asyncio.create_task(client.post(f"/scrape/cancel/{job_id}"))
+    await asyncio.sleep(0.4)  # the task is cancelled and now in its last, slow flush
+    second = await client.post(f"/scrape/cancel/{job_id}")
+    answers = [await first, second]
+    assert [r.status for r in answers] in ([200, 200], [200, 409])
+    for resp in answers:
+        body = await resp.json()
+        assert body.get("status") == "cancelled" or "already ended" in body["message"]
+    monkeypatch.undo()
+    history = await collect(client, f"/scrape/events/{job_id}")
+    assert [e["id"] for e in history] == list(range(1, len(history) + 1))
+    assert [e["event"] for e in history].count("done") == 1
+    assert history[-1]["data"]["status"] == "cancelled"

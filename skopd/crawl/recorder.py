@@ -14,6 +14,7 @@ holds everything recorded so far (callers waiting together share it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -377,7 +378,11 @@ class Recorder:
         try:
             await asyncio.shield(write)
         except asyncio.CancelledError:
-            await write
+            # However often the caller is cancelled meanwhile (two cancels of a job, a
+            # cancel during shutdown), the write itself is never: its events have ids.
+            while not write.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(write)
             raise
         finally:
             if write.done() and not write.cancelled() and write.exception() is None:
