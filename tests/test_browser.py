@@ -15,6 +15,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from skopd.crawl.browser import BrowserPool, Rendered, RenderError
+from skopd.crawl.extract import parse_page
 from tests.sites.jsapp import EXPECTED, HITS, OFFSITE, make_jsapp
 
 CHROMIUM = "/usr/bin/chromium"
@@ -159,6 +160,16 @@ async def test_static_page_screenshot_and_blocked_images(
     assert missing.status == 404
     assert missing.screenshot is None
     assert (moved.final_url, moved.status) == (url(site, "/static"), 200)
+
+
+async def test_rendered_html_says_it_is_utf8(pools: PoolFactory, site: TestServer) -> None:
+    """A page served in ISO-8859-1: its rendered DOM reads right without a Content-Type."""
+    rendered = await pools().render(url(site, "/latin"))
+
+    page = parse_page(rendered.html, rendered.final_url)  # as a page sink reads it
+    assert page.title == "Protokolle März"
+    [link] = page.links
+    assert (link.url, link.text) == (url(site, "/docs/latin-1.pdf"), "Sitzung März")
 
 
 @pytest.mark.parametrize("path", ["/stuck", "/silent"])

@@ -163,7 +163,14 @@ _CLICK_JS: Final = (
     + ")"
 )
 _DEAD_JS: Final = "window.__skopdLast && window.__skopdDead.add(window.__skopdLast)"
-_HTML_JS: Final = "document.documentElement ? document.documentElement.outerHTML : ''"
+# The DOM as UTF-8 says so itself: its charset declarations are rewritten first, so a reader
+# without our Content-Type (a page sink) does not decode it with the page's old encoding.
+_HTML_JS: Final = """(() => {
+  for (const m of document.querySelectorAll("meta[charset]")) m.setAttribute("charset", "utf-8");
+  for (const m of document.querySelectorAll("meta[http-equiv]"))
+    if (/^content-type$/i.test(m.httpEquiv)) m.setAttribute("content", "text/html; charset=utf-8");
+  return document.documentElement ? document.documentElement.outerHTML : "";
+})()"""
 
 
 class RenderError(Exception):
@@ -181,8 +188,8 @@ class BrowserUnavailable(RenderError):
 class Rendered(msgspec.Struct):
     """A rendered page.
 
-    html: the DOM after scripts, scrolls and clicks, UTF-8 (parse it with
-    RENDERED_CONTENT_TYPE: its <meta charset> may still name the original encoding).
+    html: the DOM after scripts, scrolls and clicks, UTF-8, its <meta> charset declarations
+    saying so (RENDERED_CONTENT_TYPE is its Content-Type).
     links: absolute http(s) URLs without fragment, distinct, in order of appearance, from
     every state the page went through (a "next" button may replace a list).
     """

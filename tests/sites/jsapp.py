@@ -23,6 +23,8 @@ render of ``path`` must find; none of them is in the HTML the server sends.
                 answered: neither DOMContentLoaded nor load ever fires
   /tracker      an async <script src="/never.js">: parsed (DOMContentLoaded writes
                 /docs/tracker-1.pdf) but `load` never fires
+  /latin        served as ISO-8859-1 (header and <meta>): "Protokolle März"; a script
+                writes /docs/latin-1.pdf, "Sitzung März"
   /moved        302 to /static
   /silent       never answers, not even with headers
   /             the portal's home, plain HTML without a script: links to /static, /timer,
@@ -226,6 +228,7 @@ def make_jsapp() -> web.Application:
     app.router.add_get("/never.js", _never)
     app.router.add_get("/silent", _never)
     app.router.add_get("/moved", _moved)
+    app.router.add_get("/latin", _latin)
     app.router.add_get("/img/logo.png", _logo)
     app.router.add_get("/chain/{n}", _chain)
     app.router.add_get("/api/chain", _api_chain)
@@ -244,6 +247,20 @@ async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 async def _release(app: web.Application) -> None:
     app[_STOPPING].set()
+
+
+_LATIN: Final = (
+    '<!doctype html><html lang=de><head><meta charset="iso-8859-1"><title>Protokolle März'
+    '</title></head><body><h1>Protokolle März</h1><ul id="list"></ul>'
+    + _ADD
+    + '<script>addLink("/docs/latin-1.pdf", "Sitzung März");</script></body></html>'
+)
+
+
+async def _latin(request: web.Request) -> web.Response:
+    return web.Response(
+        body=_LATIN.encode("iso-8859-1"), content_type="text/html", charset="iso-8859-1"
+    )
 
 
 async def _html(request: web.Request) -> web.Response:
