@@ -368,6 +368,37 @@ async def test_page_without_structured_data_extracted_by_the_local_model(
     assert skop["llm_calls"] == len(calls) and skop["input_tokens"] > 0
 
 
+async def test_a_nullable_date_field_is_a_date_string_or_null(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    client = await start(daemon_factory, **model(fake))
+    fake.reply = lambda call: {
+        "items": [
+            {"name": n, "released": "2024-03-01" if i == 0 else None}
+            for i, (n, p) in enumerate(CATALOG)
+            if f"{p} EUR" in call.page
+        ]
+    }
+    schema = {"type": "object", "properties": {"name": "string", "released": ["date", "null"]}}
+    res = await client.post(
+        "/api/v1/scrape", json={"url": str(facesite.make_url("/catalog")), "schema": schema},
+        headers=A,
+    )
+    assert res.status in (200, 201, 202), await res.text()
+    data = await aitronos_wait(client, (await res.json())["job_id"], KEY_A)
+    assert data["status"] == "completed", data
+    assert data["extracted_data"][0] == {"name": CATALOG[0][0], "released": "2024-03-01"}
+    assert all(i.get("released") is None for i in data["extracted_data"][1:])
+    sent = fake.extractions[0].format["properties"]["items"]["items"]["properties"]["released"]
+    assert sent == {"type": ["string", "null"], "format": "date"}
+    bad = {"type": "object", "properties": {"when": ["date", "url"]}}
+    res = await client.post(
+        "/api/v1/scrape", json={"url": str(facesite.make_url("/catalog")), "schema": bad},
+        headers=A,
+    )
+    await assert_error(res, 400, "schema.properties.when.type")
+
+
 async def test_structured_data_needs_no_model_call(
     daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
 ) -> None:

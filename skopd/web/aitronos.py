@@ -148,9 +148,15 @@ def _item_schema(schema: dict[str, Any]) -> dict[str, Any]:
             raise BadRequest(
                 f"schema.properties.{name}.type: must be one of {', '.join(sorted(FIELD_TYPES))}"
             )
-        if isinstance(kind, str) and kind in _FORMATS:
-            field["type"] = "string"
-            field.setdefault("format", _FORMATS[kind])
+        kinds = [kind] if isinstance(kind, str) else list(kind)
+        formats = {_FORMATS[k] for k in kinds if k in _FORMATS}
+        if len(formats) > 1:
+            raise BadRequest(f"schema.properties.{name}.type: at most one of url, date, email")
+        if formats:
+            # ["date", "null"] is a date string or null, in JSON Schema's words.
+            plain = list(dict.fromkeys("string" if k in _FORMATS else k for k in kinds))
+            field["type"] = plain[0] if len(plain) == 1 else plain
+            field.setdefault("format", formats.pop())
         fields[name] = field
     return {**schema, "type": "object", "properties": fields}
 
