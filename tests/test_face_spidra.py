@@ -279,6 +279,26 @@ async def test_prompt_answered_by_the_local_model(
     assert skop["llm_calls"] == len(calls) and skop["input_tokens"] == stats["inputTokens"]
 
 
+async def test_what_the_extraction_left_out_is_a_job_warning(
+    daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
+) -> None:
+    # A page longer than one model window, and a budget of one call: the answer covers the
+    # first window, and the job says the rest was left out.
+    sections = model(fake)
+    sections["relevance"].update(extract_context_chars=1000, extract_max_calls=1)
+    client = await start(daemon_factory, **sections)
+    url = str(facesite.make_url("/handbook"))
+    _, created = await post(client, {"urls": [{"url": url}], "prompt": "How are widgets tested?"})
+    result = await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    assert len(fake.extractions) == 1
+    assert result["stats"]["inputTokens"] == fake.extractions[0].tokens[0]
+    warnings = (await skop_listing(client, KEY_A))[created["jobId"]]["warnings"]
+    assert any(
+        w.startswith("extraction: ") and "extract_max_calls (1)" in w and "left out" in w
+        for w in warnings
+    ), warnings
+
+
 async def test_json_output_under_a_schema(
     daemon_factory: DaemonFactory, facesite: TestServer, fake: FakeOllama
 ) -> None:

@@ -106,7 +106,7 @@ class Items:
                 raise JobFailed("model_needed", f"{MODEL_NEEDED}: {reason}")
             return []
         ex = await extractor.extract_items(markdown, self.spec.schema, max_items=wanted)
-        add_usage(self.output, ex)
+        add_usage(self.output, ex, self.rec)
         if ex.failed or not isinstance(ex.data, list):
             message = ex.error or "the model gave no usable answer"
             if first:

@@ -90,7 +90,7 @@ async def _extract(
         return
     output_kind: Literal["markdown", "json"] = "json" if spec.output == "json" else "markdown"
     ex = await extractor.extract(raw, spec.prompt, schema=spec.schema, output=output_kind)
-    add_usage(output, ex)
+    add_usage(output, ex, rec)
     if ex.failed:
         output.ai_extraction_failed = True
         output.extraction_error = ex.error or "the model gave no usable answer"

@@ -137,7 +137,11 @@ class KindRunner:
         await self.store.save_output(job.job_id, output)
 
 
-def add_usage(output: JobOutput, ex: Extraction) -> None:
+def add_usage(output: JobOutput, ex: Extraction, rec: Recorder | None = None) -> None:
+    """Count an extraction's model use, and tell the job (when given) what it left out or cut."""
+    if rec is not None:
+        for warning in ex.warnings:
+            rec.warning(f"extraction: {warning}")
     output.llm_calls += ex.llm_calls
     output.input_tokens += ex.input_tokens
     output.output_tokens += ex.output_tokens

@@ -106,6 +106,17 @@ async def article(_: web.Request) -> web.Response:
     )
 
 
+async def handbook(_: web.Request) -> web.Response:
+    """A long page: twelve sections of about 400 characters each."""
+    body = "<h1>Widget handbook</h1>" + "".join(
+        f"<h2>Chapter {n}</h2><p>"
+        + f"Chapter {n} explains how widgets of series {n} are fitted, tested and kept. " * 5
+        + "</p>"
+        for n in range(1, 13)
+    )
+    return _page("Widget handbook", body)
+
+
 async def products(request: web.Request) -> web.Response:
     try:
         page = int(request.query.get("page", "1"))
@@ -176,6 +187,7 @@ def make_facesite() -> web.Application:
     app[HITS] = collections.Counter()
     app[RELEASE] = asyncio.Event()
     app.router.add_get("/article", article)
+    app.router.add_get("/handbook", handbook)
     app.router.add_get("/products", products)
     app.router.add_get("/catalog", catalog)
     app.router.add_get("/broken", broken)
