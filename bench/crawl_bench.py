@@ -3,6 +3,10 @@
 Run from the repository root: ``.venv/bin/python bench/crawl_bench.py [--pages N | --large]``.
 The synthetic site (sitegen.py) is served from a separate process, so its CPU is not
 charged to either crawler. Prints figures; asserts nothing about time.
+
+The daemon's CPU time during the job (from /proc, all its threads) is printed too: on a
+shared machine it moves far less than wall-clock rates. `--profile` samples the daemon with
+py-spy during the job and prints the functions that cost the most.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,7 +24,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
@@ -32,6 +39,7 @@ from sitegen import PROMPT, all_documents, make_bench_site
 
 LARGE_PAGES = 20_000
 POLL_S = 0.2
+TOP_FUNCTIONS = 25
 
 
 def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
@@ -53,6 +61,7 @@ class BareResult:
     pages: int
     documents: int
     seconds: float
+    cpu_s: float  # this process's CPU time during the crawl
 
 
 async def bare_crawl(origin: str, concurrency: int) -> BareResult:
@@ -86,14 +95,15 @@ async def bare_crawl(origin: str, concurrency: int) -> BareResult:
 
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         workers = [asyncio.create_task(worker(session)) for _ in range(concurrency)]
         await queue.join()
         seconds = time.perf_counter() - started
+        cpu_s = time.process_time() - cpu_started
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
-    return BareResult(counts["pages"], counts["documents"], seconds)
+    return BareResult(counts["pages"], counts["documents"], seconds, cpu_s)
 
 
 # ---------------------------------------------------------------- (b) the daemon
@@ -105,6 +115,8 @@ class SkopdResult:
     results: dict[str, Any]
     peak_rss_mb: float
     last_rss_mb: float
+    cpu: dict[str, float] = field(default_factory=dict)  # thread name -> CPU seconds in the job
+    profile: list[str] = field(default_factory=list)  # lines of the --profile report
 
     @property
     def seconds(self) -> float:
@@ -147,6 +159,70 @@ def memory_mb(pid: int) -> tuple[float, float]:
     return kib[0] / 1024, kib[1] / 1024
 
 
+def thread_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of each thread of a process, keyed "name/tid"."""
+    tick = os.sysconf("SC_CLK_TCK")
+    times: dict[str, float] = {}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return times
+    for task in tasks:
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # the thread ended
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        times[f"{name}/{task.name}"] = (int(fields[11]) + int(fields[12])) / tick
+    return times
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds each thread spent between two readings; the main thread first."""
+    spent = {k: v - before.get(k, 0.0) for k, v in after.items()}
+    # Threads that ended between the readings are lost; a pool's threads live on.
+    return dict(sorted(spent.items(), key=lambda kv: -kv[1]))
+
+
+def summarize_profile(raw: Path, top: int = TOP_FUNCTIONS) -> list[str]:
+    """Self and inclusive sample shares by function, from py-spy's raw (collapsed) output."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame(f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if total == 0:
+        return ["(no samples)"]
+    lines = [f"{total} samples; self % (own code) and total % (with callees)"]
+    lines.append("  self%  total%  function")
+    for name, count in own.most_common(top):
+        lines.append(f"  {100 * count / total:5.1f}  {100 * inclusive[name] / total:6.1f}  {name}")
+    lines.append("  by total (with callees), skopd code only:")
+    mine = [(n, c) for n, c in inclusive.most_common() if "(skopd/" in n][:top]
+    for name, count in mine:
+        lines.append(f"  {100 * own[name] / total:5.1f}  {100 * count / total:6.1f}  {name}")
+    return lines
+
+
+def _frame(frame: str) -> str:
+    """From `func (/x/site-packages/aiohttp/client.py:123)` to `func (aiohttp/client.py)`,
+    and `skopd/...` paths kept whole: one entry per function, lines merged."""
+    name, _, where = frame.partition(" (")
+    path = where.rstrip(")").rpartition(":")[0] or where.rstrip(")")
+    parts = path.split("/")
+    short = "/".join(parts[parts.index("skopd") :] if "skopd" in parts else parts[-2:])
+    return f"{name} ({short})"
+
+
 def _write_config(workdir: Path, port: int, concurrency: int) -> Path:
     config = workdir / "config.toml"
     config.write_text(
@@ -180,13 +256,43 @@ def _watch_job(api: str, job_id: str, pid: int, timeout_s: float) -> SkopdResult
         last, hwm = memory_mb(pid)
         peak = max(peak, hwm)
         if not status["is_active"]:
-            return SkopdResult(status, call(f"{api}/scrape/results/{job_id}"), peak, last)
+            cpu = thread_cpu_s(pid)  # before reading the results: their cost is not the crawl's
+            result = SkopdResult(status, call(f"{api}/scrape/results/{job_id}"), peak, last)
+            result.cpu = cpu
+            return result
         if time.monotonic() > deadline:
             raise SkopdFailed(f"job {job_id} still active after {timeout_s:.0f} s")
         time.sleep(POLL_S)
 
 
-def run_skopd(origin: str, n_pages: int, concurrency: int, python: str) -> SkopdResult:
+def start_profiler(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling `pid` (all threads, busy samples only) until sent SIGINT."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SkopdFailed("--profile needs py-spy: .venv/bin/pip install py-spy")
+    command = [spy, "record", "--pid", str(pid), "--rate", "250", "--format", "raw"]
+    command += ["--output", str(out), "--nonblocking"]
+    spy_process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.5)  # attached before the job starts
+    if spy_process.poll() is not None:
+        error = spy_process.stderr.read().decode(errors="replace") if spy_process.stderr else ""
+        raise SkopdFailed(f"py-spy could not attach: {error.strip()}")
+    return spy_process
+
+
+def stop_profiler(spy_process: subprocess.Popen[bytes], out: Path) -> list[str]:
+    spy_process.send_signal(signal.SIGINT)
+    try:
+        spy_process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        spy_process.kill()
+        spy_process.wait()
+    return summarize_profile(out) if out.exists() else ["(py-spy wrote nothing)"]
+
+
+def run_skopd(
+    origin: str, n_pages: int, concurrency: int, python: str, profile: bool = False
+) -> SkopdResult:
     with tempfile.TemporaryDirectory(prefix="skopd-bench-") as tmp:
         workdir, port = Path(tmp), free_port()
         config = _write_config(workdir, port, concurrency)
@@ -195,17 +301,29 @@ def run_skopd(origin: str, n_pages: int, concurrency: int, python: str) -> Skopd
         with log_path.open("wb") as log:
             command = [python, "-m", "skopd", "serve", "--config", str(config)]
             daemon = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        spy_process = None
         try:
             wait_healthy(api, daemon, timeout_s=60)
+            if profile:
+                spy_process = start_profiler(daemon.pid, workdir / "profile.txt")
             parameters = {"max_pages": n_pages, "max_depth": 100, "timeout": 3600}
+            before = thread_cpu_s(daemon.pid)
             job = call(
                 f"{api}/scrape", {"website": origin, "prompt": PROMPT, "parameters": parameters}
             )
-            return _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)
+            result = _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)
+            result.cpu = cpu_between(before, result.cpu)
+            if spy_process is not None:
+                result.profile = stop_profiler(spy_process, workdir / "profile.txt")
+                spy_process = None
+            return result
         except (SkopdFailed, OSError, KeyError, ValueError) as exc:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise SkopdFailed(f"{exc}\n--- daemon log (tail) ---\n{tail}") from exc
         finally:
+            if spy_process is not None:
+                spy_process.kill()
+                spy_process.wait()
             daemon.send_signal(signal.SIGTERM)
             try:
                 daemon.wait(timeout=15)
@@ -240,6 +358,23 @@ def _report_skopd(skopd: SkopdResult, n_pages: int, seed: int, bare: BareResult 
     _row("  unrelated returned", str(len(returned - matching)))
     _row("skopd RSS MB (last / peak VmHWM)", f"{skopd.last_rss_mb:.0f} / {skopd.peak_rss_mb:.0f}")
     _row("", "(target peak <= 200 MB at 20,000 pages)")
+    _report_cpu(skopd.cpu, crawled, bare)
+    if skopd.profile:
+        print("daemon profile during the job (py-spy):")
+        for line in skopd.profile:
+            print(line)
+
+
+def _report_cpu(cpu: dict[str, float], crawled: int, bare: BareResult | None) -> None:
+    """The daemon's CPU during the job, in all and per thread (the first: the event loop)."""
+    total = sum(cpu.values())
+    per_1000 = 1000 * total / crawled if crawled else float("nan")
+    _row("skopd CPU s (job)", f"{total:.2f}  ({per_1000:.2f} s per 1,000 pages)")
+    if bare is not None and total > 0:
+        # Both fetch the documents too; the bare loop only reads them.
+        _row("CPU ratio bare/skopd", f"{bare.cpu_s / total:.2f}  (load-independent)")
+    shown = [f"{name.rpartition('/')[0]} {spent:.2f}" for name, spent in cpu.items() if spent]
+    _row("  by thread", ", ".join(shown[:6]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-bare", action="store_true", help="skip the bare loop")
     parser.add_argument("--skip-skopd", action="store_true", help="skip the daemon")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the daemon")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample the daemon with py-spy during the job"
+    )
     args = parser.parse_args(argv)
     n_pages = LARGE_PAGES if args.large else args.pages
 
@@ -272,9 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             rate = bare.pages / bare.seconds
             _row("bare pages fetched", f"{bare.pages} pages + {bare.documents} documents")
             _row("bare pages/s", f"{rate:.1f}  ({bare.seconds:.2f} s)")
+            per_1000 = 1000 * bare.cpu_s / bare.pages
+            _row("bare CPU s", f"{bare.cpu_s:.2f}  ({per_1000:.2f} s per 1,000 pages)")
         if not args.skip_skopd:
             try:
-                skopd = run_skopd(origin, n_pages, args.concurrency, args.python)
+                skopd = run_skopd(origin, n_pages, args.concurrency, args.python, args.profile)
             except SkopdFailed as exc:
                 print(f"skopd: failed: {exc}", file=sys.stderr)
                 return 1
