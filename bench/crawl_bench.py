@@ -19,9 +19,11 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -40,6 +42,7 @@ from sitegen import PROMPT, all_documents, make_bench_site
 LARGE_PAGES = 20_000
 POLL_S = 0.2
 TOP_FUNCTIONS = 25
+SUBMIT_EVERY_S = 0.25
 
 
 def _serve(n_pages: int, seed: int, ready: Queue[int]) -> None:
@@ -117,6 +120,7 @@ class SkopdResult:
     last_rss_mb: float
     cpu: dict[str, float] = field(default_factory=dict)  # thread name -> CPU seconds in the job
     profile: list[str] = field(default_factory=list)  # lines of the --profile report
+    submit_ms: list[float] = field(default_factory=list)  # POST /scrape latencies (--submits)
 
     @property
     def seconds(self) -> float:
@@ -290,12 +294,39 @@ def stop_profiler(spy_process: subprocess.Popen[bytes], out: Path) -> list[str]:
     return summarize_profile(out) if out.exists() else ["(py-spy wrote nothing)"]
 
 
+class Submitter(threading.Thread):
+    """Posts small jobs while the crawl runs, one every SUBMIT_EVERY_S, timing each answer."""
+
+    def __init__(self, api: str, origin: str, count: int) -> None:
+        super().__init__(daemon=True)
+        self.api, self.origin, self.count = api, origin, count
+        self.latencies_ms: list[float] = []
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        self.stopped.wait(1.0)  # the crawl is under way
+        payload = {"website": self.origin, "prompt": PROMPT, "parameters": {"max_pages": 1}}
+        while len(self.latencies_ms) < self.count and not self.stopped.is_set():
+            started = time.perf_counter()
+            call(f"{self.api}/scrape", payload)
+            self.latencies_ms.append(1000 * (time.perf_counter() - started))
+            self.stopped.wait(SUBMIT_EVERY_S)
+
+
 def run_skopd(
-    origin: str, n_pages: int, concurrency: int, python: str, profile: bool = False
+    origin: str,
+    n_pages: int,
+    concurrency: int,
+    python: str,
+    profile: bool = False,
+    submits: int = 0,
 ) -> SkopdResult:
     with tempfile.TemporaryDirectory(prefix="skopd-bench-") as tmp:
         workdir, port = Path(tmp), free_port()
         config = _write_config(workdir, port, concurrency)
+        if submits:  # room for the jobs posted while the crawl runs (they wait their turn)
+            room = "max_queued_jobs = 10000\nmax_queued_per_key = 10000\n"
+            config.write_text(config.read_text().replace("[jobs]\n", "[jobs]\n" + room))
         log_path = workdir / "skopd.log"
         api = f"http://127.0.0.1:{port}"
         with log_path.open("wb") as log:
@@ -311,8 +342,17 @@ def run_skopd(
             job = call(
                 f"{api}/scrape", {"website": origin, "prompt": PROMPT, "parameters": parameters}
             )
-            result = _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)
+            submitter = Submitter(api, origin, submits)
+            if submits:
+                submitter.start()
+            try:
+                result = _watch_job(api, job["job_id"], daemon.pid, timeout_s=3700)
+            finally:
+                submitter.stopped.set()
+                if submits:
+                    submitter.join(timeout=60)
             result.cpu = cpu_between(before, result.cpu)
+            result.submit_ms = submitter.latencies_ms
             if spy_process is not None:
                 result.profile = stop_profiler(spy_process, workdir / "profile.txt")
                 spy_process = None
@@ -359,6 +399,13 @@ def _report_skopd(skopd: SkopdResult, n_pages: int, seed: int, bare: BareResult 
     _row("skopd RSS MB (last / peak VmHWM)", f"{skopd.last_rss_mb:.0f} / {skopd.peak_rss_mb:.0f}")
     _row("", "(target peak <= 200 MB at 20,000 pages)")
     _report_cpu(skopd.cpu, crawled, bare)
+    if skopd.submit_ms:
+        ms = sorted(skopd.submit_ms)
+        p95 = ms[min(len(ms) - 1, round(0.95 * (len(ms) - 1)))]
+        _row(
+            "POST /scrape while crawling ms",
+            f"p50 {statistics.median(ms):.0f}, p95 {p95:.0f}, max {ms[-1]:.0f}  ({len(ms)} jobs)",
+        )
     if skopd.profile:
         print("daemon profile during the job (py-spy):")
         for line in skopd.profile:
@@ -389,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="sample the daemon with py-spy during the job"
     )
+    parser.add_argument(
+        "--submits",
+        type=int,
+        default=0,
+        help=f"post up to N one-page jobs while the crawl runs (one every {SUBMIT_EVERY_S} s) "
+        "and print the answers' latency",
+    )
     args = parser.parse_args(argv)
     n_pages = LARGE_PAGES if args.large else args.pages
 
@@ -414,7 +468,9 @@ def main(argv: list[str] | None = None) -> int:
             _row("bare CPU s", f"{bare.cpu_s:.2f}  ({per_1000:.2f} s per 1,000 pages)")
         if not args.skip_skopd:
             try:
-                skopd = run_skopd(origin, n_pages, args.concurrency, args.python, args.profile)
+                skopd = run_skopd(
+                    origin, n_pages, args.concurrency, args.python, args.profile, args.submits
+                )
             except SkopdFailed as exc:
                 print(f"skopd: failed: {exc}", file=sys.stderr)
                 return 1
