@@ -7,6 +7,7 @@ and one reader connection, both in WAL mode so reads never wait for the crawl's 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime
@@ -219,6 +220,11 @@ _UPDATABLE = frozenset(_JOB_COLUMNS) - {
 }
 
 
+def _settle(ended: asyncio.Future[None]) -> None:
+    if not ended.done():
+        ended.set_result(None)
+
+
 def _ts(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat().replace("+00:00", "Z")
 
@@ -393,8 +399,8 @@ class Store:
         # Snapshots hold a read transaction open across several queries: on a connection of
         # their own, or every other read interleaved with one would see its stale view.
         self._snapshots: aiosqlite.Connection | None = None
-        # Multi-statement writes from concurrent jobs must not interleave inside one transaction.
-        self._lock = asyncio.Lock()
+        # Writes need no lock: the writer's thread runs one call at a time, in the order they
+        # were made, and a transaction is one call (see _atomic).
         # A snapshot is BEGIN ... COMMIT on its own connection: one at a time.
         self._read_lock = asyncio.Lock()
 
@@ -451,11 +457,10 @@ class Store:
     async def insert_job(self, job: Job) -> int:
         cols = [c for c in _JOB_COLUMNS if c != "seq"]
         values = [_encode(c, getattr(job, c)) for c in cols]
-        async with self._lock:
-            cur = await self.w.execute(
-                f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-                values,
-            )
+        cur = await self.w.execute(
+            f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            values,
+        )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
@@ -516,39 +521,61 @@ class Store:
 
         await self._atomic(delete)
 
-    async def _atomic(self, body: Callable[[sqlite3.Connection], None]) -> None:
-        """Run `body` as one transaction, whole, on the writer's thread.
+    async def _atomic(
+        self,
+        body: Callable[[sqlite3.Connection], None],
+        committed: Callable[[], None] | None = None,
+    ) -> None:
+        """Run `body` as one transaction, whole, on the writer's thread; `committed` is called
+        on the loop once it is in the store, before this returns.
 
-        One hop to the thread instead of one per statement: under a busy event loop every
-        hop waits a full loop turn, and a flush of ten statements would take a crawl's worth
-        of turns. aiosqlite has no public call for this, hence its `_execute` (the version
-        is pinned in pyproject.toml). The thread finishes the transaction even when the
-        awaiting task is cancelled; the shield keeps the lock held until it has.
+        One call to the thread, and the caller waits for it directly: under a busy event loop
+        every hop, task or shield between the thread and the caller costs a full loop turn
+        (a turn of a crawl is several pages' work), and every write waits that long. The
+        thread runs calls one at a time in the order made, so transactions never interleave,
+        and `committed` callbacks run in commit order. aiosqlite has no public call for this,
+        hence its `_execute` (the versions are bounded in pyproject.toml). The thread
+        finishes the transaction even when the awaiting task is cancelled: the caller then
+        still returns only once it has ended.
         """
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[None] = loop.create_future()
 
         def transaction(conn: sqlite3.Connection) -> None:
-            conn.execute("BEGIN")
             try:
-                body(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+                conn.execute("BEGIN")
+                try:
+                    body(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                if committed is not None:  # before the caller's wake-up, which follows
+                    loop.call_soon_threadsafe(committed)
+            finally:
+                loop.call_soon_threadsafe(_settle, ended)
 
-        async def run() -> None:
-            async with self._lock:
-                writer = self.w
-                await writer._execute(transaction, writer._conn)  # type: ignore[no-untyped-call]
-
-        await asyncio.shield(asyncio.ensure_future(run()))
+        writer = self.w
+        try:
+            await writer._execute(transaction, writer._conn)  # type: ignore[no-untyped-call]
+        except asyncio.CancelledError:
+            # However often the caller is cancelled meanwhile (two cancels of a job, a cancel
+            # during shutdown), it returns only once the transaction has ended.
+            while not ended.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(ended)
+            raise
 
     # -- crawl records ----------------------------------------------------
 
-    async def record_progress(self, job_id: str, batch: ProgressBatch) -> None:
+    async def record_progress(
+        self, job_id: str, batch: ProgressBatch, committed: Callable[[], None] | None = None
+    ) -> None:
         """One transaction: what a job did since the last call, with its counters.
 
         Documents and the counters that count them change together, so the status and the
-        results endpoints never disagree.
+        results endpoints never disagree. `committed` runs on the loop once the transaction
+        is in the store (even when the caller was cancelled meanwhile), in commit order.
         """
 
         def write(conn: sqlite3.Connection) -> None:
@@ -598,7 +625,7 @@ class Store:
                 values = [_encode(k, v) for k, v in fields.items()]
                 conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
 
-        await self._atomic(write)
+        await self._atomic(write, committed)
 
     async def checkpoint(self, job_id: str) -> Checkpoint:
         """A crawl's checkpoint, read on the writer's connection: nothing of it is in flight."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -372,22 +373,22 @@ async def test_a_flush_cancelled_mid_write_still_publishes_in_order(tmp_path: Pa
         seen: list[int] = []
         sub.go_live(lambda p: seen.extend(int(x) for x in re.findall(rb"id: (\d+)", p)) is None, 0)
 
-        release = asyncio.Event()
-        real = store.record_progress
-
-        async def slow(job_id: str, batch: ProgressBatch) -> None:
-            await release.wait()
-            await real(job_id, batch)
-
-        store.record_progress = slow  # type: ignore[method-assign]
-        rec.warning("first")
-        flusher = asyncio.create_task(rec.flush())
-        await asyncio.sleep(0.05)
-        flusher.cancel()
-        rec.update(status=JobStatus.COMPLETED, message="done")
-        final = asyncio.create_task(rec.flush())
-        await asyncio.sleep(0.05)
-        release.set()
+        # Another connection holds the database's write lock: the flush's transaction waits
+        # for it inside the writer's thread (busy_timeout), i.e. it is cancelled mid-write.
+        blocker = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            rec.warning("first")
+            flusher = asyncio.create_task(rec.flush())
+            await asyncio.sleep(0.05)
+            flusher.cancel()
+            rec.update(status=JobStatus.COMPLETED, message="done")
+            final = asyncio.create_task(rec.flush())
+            await asyncio.sleep(0.05)
+            assert not flusher.done() and seen == []  # the write is still waiting for the lock
+        finally:
+            blocker.execute("COMMIT")
+            blocker.close()
         await asyncio.gather(flusher, return_exceptions=True)
         await final
         assert seen == list(range(1, len(seen) + 1))
@@ -549,9 +550,11 @@ async def test_cancels_at_once_end_the_job_once_with_one_history(
         await asyncio.sleep(0.01)
     record = store.record_progress
 
-    async def slow_record(job: str, batch: ProgressBatch) -> None:
-        await asyncio.sleep(0.3)
-        await record(job, batch)
+    async def slow_record(
+        job: str, batch: ProgressBatch, committed: Callable[[], None] | None = None
+    ) -> None:
+        await record(job, batch, committed)
+        await asyncio.sleep(0.3)  # the flush returns late: it holds its recorder that long
 
     monkeypatch.setattr(store, "record_progress", slow_record)
     first = asyncio.create_task(client.post(f"/scrape/cancel/{job_id}"))

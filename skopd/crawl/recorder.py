@@ -14,7 +14,6 @@ holds everything recorded so far (callers waiting together share it).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -372,25 +371,15 @@ class Recorder:
             self._frontier = {}
         if self.crawl_state is not None:
             batch.crawl_state = self.crawl_state()
-        # Committed events must be published, and in order: a flush cancelled half way
-        # (the periodic flusher stops when the job ends) still finishes, lock held.
-        write = asyncio.ensure_future(self._write(batch))
-        try:
-            await asyncio.shield(write)
-        except asyncio.CancelledError:
-            # However often the caller is cancelled meanwhile (two cancels of a job, a
-            # cancel during shutdown), the write itself is never: its events have ids.
-            while not write.done():
-                with contextlib.suppress(asyncio.CancelledError):
-                    await asyncio.shield(write)
-            raise
-        finally:
-            if write.done() and not write.cancelled() and write.exception() is None:
-                self._written = number
 
-    async def _write(self, batch: ProgressBatch) -> None:
-        await self.store.record_progress(self.job.job_id, batch)
-        self.bus.publish(self.job.job_id, self.job.owner, batch.events)
+        # Committed events are published at once, in commit order, by the store's callback:
+        # also when this flush is cancelled half way (the periodic flusher stops when the job
+        # ends), which returns only once the transaction has ended, lock held.
+        def committed() -> None:
+            self._written = number
+            self.bus.publish(self.job.job_id, self.job.owner, batch.events)
+
+        await self.store.record_progress(self.job.job_id, batch, committed)
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
         """Flush at a fixed rate: the time a flush takes is not added to the period."""
