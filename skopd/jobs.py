@@ -147,10 +147,9 @@ class Scheduler:
                 headers={"Retry-After": str(int(self._mean_runtime_s) or 30)},
             )
         job.estimated_completion = job.created_at + self._expected_wait(job.parameters)
-        job.seq = await self.store.insert_job(job)
         rec = Recorder(self.store, self.bus, job, next_seq=1)
         rec.update()
-        await rec.flush()
+        job.seq = await rec.insert()  # the job and its first status event: one transaction
         self._enqueue(job.job_id, job.owner)
         log.info(
             "job %s state=pending website=%s",

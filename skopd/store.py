@@ -454,15 +454,28 @@ class Store:
 
     # -- jobs -------------------------------------------------------------
 
-    async def insert_job(self, job: Job) -> int:
+    async def insert_job(
+        self,
+        job: Job,
+        first: ProgressBatch | None = None,
+        committed: Callable[[], None] | None = None,
+    ) -> int:
+        """Store a new job's row, and with it (same transaction) the `first` records of its
+        recorder; returns its seq. `committed` as in record_progress."""
         cols = [c for c in _JOB_COLUMNS if c != "seq"]
         values = [_encode(c, getattr(job, c)) for c in cols]
-        cur = await self.w.execute(
-            f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
-            values,
-        )
-        assert cur.lastrowid is not None
-        return cur.lastrowid
+        sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        seq: list[int] = []
+
+        def write(conn: sqlite3.Connection) -> None:
+            cur = conn.execute(sql, values)
+            assert cur.lastrowid is not None
+            seq.append(cur.lastrowid)
+            if first is not None:
+                _write_progress(conn, job.job_id, first)
+
+        await self._atomic(write, committed)
+        return seq[0]
 
     async def get_job(self, job_id: str, conn: aiosqlite.Connection | None = None) -> Job | None:
         async with (conn or self.r).execute(
@@ -579,51 +592,7 @@ class Store:
         """
 
         def write(conn: sqlite3.Connection) -> None:
-            if batch.pages:
-                conn.executemany(
-                    "INSERT INTO pages (job_id, url, http_status, depth, links, elapsed_ms, "
-                    "fetched_at, engine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [msgspec.structs.astuple(p) for p in batch.pages],
-                )
-            if batch.candidates:
-                conn.executemany(
-                    "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [msgspec.structs.astuple(c) for c in batch.candidates],
-                )
-            for doc in batch.documents:
-                conn.execute(_INSERT_DOCUMENT, _document_values(doc))
-            for shot in batch.screenshots:
-                conn.execute(_INSERT_SCREENSHOT, _document_values(shot))
-            if batch.errors:
-                conn.executemany(
-                    "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    [_error_values(job_id, e) for e in batch.errors],
-                )
-            if batch.warnings:
-                conn.executemany(
-                    "INSERT INTO warnings VALUES (?, ?, ?)",
-                    [(job_id, m, _ts(t)) for m, t in batch.warnings],
-                )
-            if batch.events:
-                conn.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?, ?)",
-                    [(job_id, e.seq, e.name, e.frame) for e in batch.events],
-                )
-            if batch.frontier:
-                rows = [(job_id, *msgspec.structs.astuple(f)) for f in batch.frontier]
-                conn.executemany(_UPSERT_FRONTIER, rows)
-            fields = dict(batch.job_fields)
-            if batch.crawl_state is not None:
-                fields["crawl_state"] = batch.crawl_state
-            status = fields.get("status")
-            if status is not None and not JobStatus(status).is_active:
-                # An ended job never resumes: its checkpoint goes.
-                conn.execute("DELETE FROM frontier WHERE job_id = ?", (job_id,))
-                fields["crawl_state"] = None
-            if fields:
-                sets = ", ".join(f"{k} = ?" for k in fields)
-                values = [_encode(k, v) for k, v in fields.items()]
-                conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
+            _write_progress(conn, job_id, batch)
 
         await self._atomic(write, committed)
 
@@ -885,6 +854,54 @@ class Store:
             "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             return [row[0] for row in await cur.fetchall()]
+
+
+def _write_progress(conn: sqlite3.Connection, job_id: str, batch: ProgressBatch) -> None:
+    if batch.pages:
+        conn.executemany(
+            "INSERT INTO pages (job_id, url, http_status, depth, links, elapsed_ms, "
+            "fetched_at, engine) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [msgspec.structs.astuple(p) for p in batch.pages],
+        )
+    if batch.candidates:
+        conn.executemany(
+            "INSERT INTO candidates VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [msgspec.structs.astuple(c) for c in batch.candidates],
+        )
+    for doc in batch.documents:
+        conn.execute(_INSERT_DOCUMENT, _document_values(doc))
+    for shot in batch.screenshots:
+        conn.execute(_INSERT_SCREENSHOT, _document_values(shot))
+    if batch.errors:
+        conn.executemany(
+            "INSERT INTO errors VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_error_values(job_id, e) for e in batch.errors],
+        )
+    if batch.warnings:
+        conn.executemany(
+            "INSERT INTO warnings VALUES (?, ?, ?)",
+            [(job_id, m, _ts(t)) for m, t in batch.warnings],
+        )
+    if batch.events:
+        conn.executemany(
+            "INSERT INTO events VALUES (?, ?, ?, ?)",
+            [(job_id, e.seq, e.name, e.frame) for e in batch.events],
+        )
+    if batch.frontier:
+        rows = [(job_id, *msgspec.structs.astuple(f)) for f in batch.frontier]
+        conn.executemany(_UPSERT_FRONTIER, rows)
+    fields = dict(batch.job_fields)
+    if batch.crawl_state is not None:
+        fields["crawl_state"] = batch.crawl_state
+    status = fields.get("status")
+    if status is not None and not JobStatus(status).is_active:
+        # An ended job never resumes: its checkpoint goes.
+        conn.execute("DELETE FROM frontier WHERE job_id = ?", (job_id,))
+        fields["crawl_state"] = None
+    if fields:
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        values = [_encode(k, v) for k, v in fields.items()]
+        conn.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*values, job_id])
 
 
 def _job_filter(

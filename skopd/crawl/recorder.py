@@ -348,6 +348,18 @@ class Recorder:
     async def _flush_locked(self) -> None:
         if not self._dirty:
             return
+        batch, committed = self._take()
+        await self.store.record_progress(self.job.job_id, batch, committed)
+
+    async def insert(self) -> int:
+        """Store a new job's row with everything recorded so far, in one transaction (and
+        one hop to the writer's thread); returns the job's seq."""
+        async with self._lock:
+            batch, committed = self._take()
+            return await self.store.insert_job(self.job, batch, committed)
+
+    def _take(self) -> tuple[ProgressBatch, Callable[[], None]]:
+        """The batch to write now, and what to do once it is in the store."""
         now = time.monotonic()
         ended = not self.job.status.is_active
         if self._status_due or ended or now - self._status_at >= STATUS_INTERVAL_S:
@@ -373,13 +385,13 @@ class Recorder:
             batch.crawl_state = self.crawl_state()
 
         # Committed events are published at once, in commit order, by the store's callback:
-        # also when this flush is cancelled half way (the periodic flusher stops when the job
+        # also when the flush is cancelled half way (the periodic flusher stops when the job
         # ends), which returns only once the transaction has ended, lock held.
         def committed() -> None:
             self._written = number
             self.bus.publish(self.job.job_id, self.job.owner, batch.events)
 
-        await self.store.record_progress(self.job.job_id, batch, committed)
+        return batch, committed
 
     async def flush_every(self, interval: float = FLUSH_INTERVAL_S) -> None:
         """Flush at a fixed rate: the time a flush takes is not added to the period."""
