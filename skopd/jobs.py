@@ -310,7 +310,10 @@ class Scheduler:
         self._dispatch()
 
     async def _run(self, job_id: str) -> None:
-        job = await self.store.get_job(job_id)
+        # Read on the writer's connection, which has the job's row: on the reader's, a read
+        # still open across two of its hops (a cursor between execute and close) holds an
+        # older snapshot, and a job inserted a moment ago would be missed: never run.
+        job = await self.store.get_job(job_id, self.store.w)
         if job is None or not job.status.is_active:
             return
         resumed = job.status is JobStatus.IN_PROGRESS
