@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -543,6 +544,60 @@ async def test_sigterm_leaves_no_chromium(site: TestServer, tmp_path: Path) -> N
     assert _alive_with(str(chromium_tmp)) == []
     assert os.listdir(chromium_tmp) == []  # profiles removed
     os.rmdir(chromium_tmp)
+
+
+async def test_chromium_of_a_killed_daemon_is_stopped_at_the_next_start(
+    site: TestServer, tmp_path: Path
+) -> None:
+    # SIGKILL gives the daemon no chance to close Chromium (its own session, so that it can
+    # be killed as one group): the next daemon on the same machine stops it.
+    port = _free_port()
+    chromium_tmp = Path(tempfile.mkdtemp(prefix="skopd-t-"))
+    (tmp_path / "config.toml").write_text(
+        f"[server]\nport = {port}\n[crawler]\nallow_private_networks = true\n"
+        '[relevance]\nbackend = "lexical"\n[browser]\npage_timeout_s = 8.0\n'
+    )
+    env = {**os.environ, "TMPDIR": str(chromium_tmp)}
+    command = (sys.executable, "-m", "skopd", "serve", "--config", str(tmp_path / "config.toml"))
+    quiet = asyncio.subprocess.DEVNULL
+    first = await asyncio.create_subprocess_exec(
+        *command, env=env, cwd=ROOT, stdout=quiet, stderr=quiet
+    )
+    second = None
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _until_up(http, base)
+            body = {"website": at(site, "/chain/1"), "prompt": PROMPT}
+            async with http.post(f"{base}/scrape", json=body) as resp:
+                assert resp.status == 201
+            end = time.monotonic() + 60
+            while True:
+                async with http.get(f"{base}/healthz") as resp:
+                    browser = (await resp.json())["browser"]
+                if browser["state"] == "running":
+                    break
+                assert time.monotonic() < end, browser
+                await asyncio.sleep(0.05)
+            orphans = _alive_with(str(chromium_tmp))
+            folders = set(os.listdir(chromium_tmp))
+            first.kill()
+            await first.wait()
+            assert [pid for pid in orphans if _is_live(pid)] != []  # SIGKILL leaves them
+            second = await asyncio.create_subprocess_exec(
+                *command, env=env, cwd=ROOT, stdout=quiet, stderr=quiet
+            )
+            await _until_up(http, base)
+        # (The second daemon resumes the job and may start a Chromium of its own.)
+        assert [pid for pid in orphans if _is_live(pid)] == []
+        assert folders & set(os.listdir(chromium_tmp)) == set()  # profile, singleton socket
+    finally:
+        for daemon in (first, second):
+            if daemon is not None and daemon.returncode is None:
+                daemon.send_signal(signal.SIGTERM)
+                await daemon.wait()
+    assert _alive_with(str(chromium_tmp)) == []
+    shutil.rmtree(chromium_tmp)
 
 
 def _is_live(pid: int) -> bool:

@@ -545,7 +545,8 @@ class _Processes:
 def _spawn_chromium(
     executable: str, temp_dir: str | None, processes: _Processes, flags: list[str]
 ) -> _Process:
-    root = Path(tempfile.mkdtemp(prefix="skopd-chromium-", dir=temp_dir))
+    root = Path(tempfile.mkdtemp(prefix=_ROOT_PREFIX, dir=temp_dir))
+    (root / "owner").write_text(_process_identity(os.getpid()) or "")
     command = [executable, *_FLAGS, *flags, f"--user-data-dir={root / 'profile'}", "about:blank"]
     try:
         with open(root / "chromium.log", "wb") as output:
@@ -913,6 +914,46 @@ def _check_url(url: str) -> None:
         usable = False
     if not usable:
         raise RenderError(f"{url!r}: only http and https URLs are rendered")
+
+
+_ROOT_PREFIX = "skopd-chromium-"
+
+
+def _process_identity(pid: int) -> str | None:
+    """'pid start-time' of a live process (start time tells a reused pid apart), else None."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else f"{pid} {fields[19]}"
+
+
+def reap_orphans(temp_dir: str | None = None) -> int:
+    """Kill the Chromium of skopd daemons that died without closing it (SIGKILL, OOM kill)
+    and remove their folders; the number of folders removed (blocking: reads /proc).
+
+    Chromium runs in its own session so that a pool can kill it as one group; the price is
+    that it outlives a daemon killed outright. Each folder names the daemon that made it."""
+    removed = 0
+    base = Path(temp_dir or tempfile.gettempdir())
+    for root in base.glob(f"{_ROOT_PREFIX}*"):
+        try:
+            owner = (root / "owner").read_text().strip()
+        except OSError:
+            continue  # not ours to judge: made by an older skopd or being made right now
+        pid = owner.partition(" ")[0]
+        if pid.isdigit() and _process_identity(int(pid)) == owner:
+            continue  # its daemon is alive
+        _kill_marked(_marker(root / "profile"))
+        # Chromium's singleton socket lives in a folder of its own, found through a link.
+        with contextlib.suppress(OSError):
+            socket_dir = Path(os.readlink(root / "profile" / "SingletonSocket")).parent
+            if socket_dir.name.startswith("org.chromium.Chromium."):
+                shutil.rmtree(socket_dir, ignore_errors=True)
+        shutil.rmtree(root, ignore_errors=True)
+        removed += 1
+    return removed
 
 
 def _marker(profile: Path) -> bytes:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +12,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from skopd.config import Config
-from skopd.crawl.browser import BrowserPool
+from skopd.crawl.browser import BrowserPool, reap_orphans
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.proxy import PolicyDestinations
 from skopd.events import EventBus
@@ -25,6 +27,8 @@ from skopd.web.tokens import TokenSigner
 STATIC_DIR = Path(__file__).parent / "static"
 RESOLVER: web.AppKey[AbstractResolver] = web.AppKey("resolver", AbstractResolver)
 
+log = logging.getLogger("skopd.web")
+
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
@@ -33,6 +37,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     downloader = Downloader(cfg.crawler, app.get(RESOLVER))
     await downloader.start()
     relevance = Relevance(cfg.relevance)
+    reaped = await asyncio.to_thread(reap_orphans)
+    if reaped:
+        log.warning("stopped the Chromium of %d daemon(s) that ended without closing it", reaped)
     # Launched on the first page that needs it; its requests pass the crawler's address policy.
     browser = BrowserPool(
         cfg.browser,
