@@ -310,9 +310,8 @@ class Scheduler:
         self._dispatch()
 
     async def _run(self, job_id: str) -> None:
-        # Read on the writer's connection, which has the job's row: on the reader's, a read
-        # still open across two of its hops (a cursor between execute and close) holds an
-        # older snapshot, and a job inserted a moment ago would be missed: never run.
+        # Read on the writer's connection, which wrote the job's row: a job missed here
+        # would never run (see store._read for how the reader's could miss one).
         job = await self.store.get_job(job_id, self.store.w)
         if job is None or not job.status.is_active:
             return

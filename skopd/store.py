@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -391,6 +391,31 @@ class Snapshot(msgspec.Struct):
     screenshots: list[Screenshot] = msgspec.field(default_factory=list)
 
 
+class _Rows:
+    """A query's rows, all read in one trip to its connection's thread (see _read)."""
+
+    def __init__(self, rows: Iterable[sqlite3.Row]) -> None:
+        self._rows = list(rows)
+
+    async def fetchone(self) -> sqlite3.Row | None:
+        return self._rows[0] if self._rows else None
+
+    async def fetchall(self) -> list[sqlite3.Row]:
+        return self._rows
+
+
+@contextlib.asynccontextmanager
+async def _read(
+    conn: aiosqlite.Connection, sql: str, args: Sequence[Any] = ()
+) -> AsyncIterator[_Rows]:
+    """Run a query to its end in one trip to the connection's thread. A cursor read in
+    several trips (execute, fetch, close) keeps its statement open between them, and with it
+    a read transaction: every other read on the connection meanwhile sees that older
+    snapshot (a job inserted a moment before is not there). One trip is also one loop turn
+    of waiting instead of three, on a loop busy crawling."""
+    yield _Rows(await conn.execute_fetchall(sql, args))
+
+
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -449,7 +474,7 @@ class Store:
         return self._reader
 
     async def ping(self) -> bool:
-        async with self.r.execute("SELECT 1") as cur:
+        async with _read(self.r, "SELECT 1") as cur:
             return (await cur.fetchone()) is not None
 
     # -- jobs -------------------------------------------------------------
@@ -478,9 +503,7 @@ class Store:
         return seq[0]
 
     async def get_job(self, job_id: str, conn: aiosqlite.Connection | None = None) -> Job | None:
-        async with (conn or self.r).execute(
-            "SELECT * FROM jobs WHERE job_id = ?", (job_id,)
-        ) as cur:
+        async with _read(conn or self.r, "SELECT * FROM jobs WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
         return None if row is None else _job(row)
 
@@ -497,7 +520,8 @@ class Store:
         if before_seq is not None:
             where += " AND seq < ?"
             args.append(before_seq)
-        async with self.r.execute(
+        async with _read(
+            self.r,
             f"SELECT * FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ) as cur:
@@ -505,13 +529,14 @@ class Store:
 
     async def count_jobs(self, owner: str, status: JobStatus | None, kind: JobKind | None) -> int:
         where, args = _job_filter(owner, status, kind)
-        async with self.r.execute(f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
+        async with _read(self.r, f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
     async def cached_job(self, cache_key: str, since: datetime) -> Job | None:
         """The newest completed job with this cache key that ended at `since` or later."""
-        async with self.r.execute(
+        async with _read(
+            self.r,
             "SELECT * FROM jobs WHERE cache_key = ? AND status = ? ORDER BY seq DESC LIMIT 1",
             (cache_key, JobStatus.COMPLETED.value),
         ) as cur:
@@ -522,8 +547,8 @@ class Store:
         return job
 
     async def jobs_with_status(self, status: JobStatus) -> list[Job]:
-        async with self.r.execute(
-            "SELECT * FROM jobs WHERE status = ? ORDER BY seq", (status.value,)
+        async with _read(
+            self.r, "SELECT * FROM jobs WHERE status = ? ORDER BY seq", (status.value,)
         ) as cur:
             return [_job(row) for row in await cur.fetchall()]
 
@@ -599,17 +624,18 @@ class Store:
     async def checkpoint(self, job_id: str) -> Checkpoint:
         """A crawl's checkpoint, read on the writer's connection: nothing of it is in flight."""
         conn = self.w
-        async with conn.execute("SELECT crawl_state FROM jobs WHERE job_id = ?", (job_id,)) as cur:
+        async with _read(conn, "SELECT crawl_state FROM jobs WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
-        async with conn.execute(
+        async with _read(
+            conn,
             "SELECT key, state, priority, ord, kind, item FROM frontier WHERE job_id = ? "
             "ORDER BY ord",
             (job_id,),
         ) as cur:
             frontier = [FrontierRow(*r) for r in await cur.fetchall()]
-        async with conn.execute("SELECT url FROM candidates WHERE job_id = ?", (job_id,)) as cur:
+        async with _read(conn, "SELECT url FROM candidates WHERE job_id = ?", (job_id,)) as cur:
             decided = [r[0] for r in await cur.fetchall()]
-        async with conn.execute("SELECT url FROM pages WHERE job_id = ?", (job_id,)) as cur:
+        async with _read(conn, "SELECT url FROM pages WHERE job_id = ?", (job_id,)) as cur:
             pages = [r[0] for r in await cur.fetchall()]
         return Checkpoint(
             state=row[0] if row else None,
@@ -647,14 +673,15 @@ class Store:
         self, job_id: str, after: int, limit: int = 1000
     ) -> list[tuple[int, str, bytes]]:
         """(seq, name, SSE frame) of the job's events after `after`, in order."""
-        async with self.r.execute(
+        async with _read(
+            self.r,
             "SELECT seq, name, frame FROM events WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
             (job_id, after, limit),
         ) as cur:
             return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
 
     async def last_event_seq(self, job_id: str) -> int:
-        async with self.r.execute("SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:
+        async with _read(self.r, "SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 
@@ -687,12 +714,13 @@ class Store:
         if url is not None:
             sql += " AND url = ?"
             args.append(url)
-        async with self.r.execute(sql + " ORDER BY position", args) as cur:
+        async with _read(self.r, sql + " ORDER BY position", args) as cur:
             return [_page_content(row) for row in await cur.fetchall()]
 
     async def page_summaries(self, job_id: str) -> list[PageSummary]:
         """The job's saved pages without their text: for status views polled often."""
-        async with self.r.execute(
+        async with _read(
+            self.r,
             "SELECT url, title, chunk_count, success, error, scraped_at FROM page_contents "
             "WHERE job_id = ? ORDER BY position",
             (job_id,),
@@ -713,7 +741,8 @@ class Store:
     async def saved_pages(self, job_id: str) -> list[tuple[int, str, bool]]:
         """(position, url, success) of the job's saved pages, read on the writer's connection
         (as `checkpoint`): what a resumed job continues from."""
-        async with self.w.execute(
+        async with _read(
+            self.w,
             "SELECT position, url, success FROM page_contents WHERE job_id = ? ORDER BY position",
             (job_id,),
         ) as cur:
@@ -747,8 +776,8 @@ class Store:
         await self._atomic(write)
 
     async def output(self, job_id: str) -> JobOutput | None:
-        async with self.r.execute(
-            "SELECT output FROM job_outputs WHERE job_id = ?", (job_id,)
+        async with _read(
+            self.r, "SELECT output FROM job_outputs WHERE job_id = ?", (job_id,)
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else msgspec.json.decode(row[0], type=JobOutput)
@@ -766,8 +795,8 @@ class Store:
         await self._atomic(write)
 
     async def session_owner(self, session_id: str) -> str | None:
-        async with self.r.execute(
-            "SELECT owner FROM sessions WHERE session_id = ?", (session_id,)
+        async with _read(
+            self.r, "SELECT owner FROM sessions WHERE session_id = ?", (session_id,)
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else str(row[0])
@@ -789,7 +818,8 @@ class Store:
 
     async def session_jobs(self, session_id: str, limit: int = 1) -> list[Job]:
         """The session's jobs, newest first."""
-        async with self.r.execute(
+        async with _read(
+            self.r,
             "SELECT * FROM jobs WHERE session_id = ? ORDER BY seq DESC LIMIT ?",
             (session_id, limit),
         ) as cur:
@@ -798,7 +828,8 @@ class Store:
     async def documents(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[StoredDocument]:
-        async with (conn or self.r).execute(
+        async with _read(
+            conn or self.r,
             "SELECT * FROM documents WHERE job_id = ? ORDER BY confidence_score DESC, rowid",
             (job_id,),
         ) as cur:
@@ -806,8 +837,10 @@ class Store:
         return [_document(row) for row in rows]
 
     async def get_document(self, job_id: str, document_id: str) -> StoredDocument | None:
-        async with self.r.execute(
-            "SELECT * FROM documents WHERE job_id = ? AND document_id = ?", (job_id, document_id)
+        async with _read(
+            self.r,
+            "SELECT * FROM documents WHERE job_id = ? AND document_id = ?",
+            (job_id, document_id),
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else _document(row)
@@ -815,14 +848,15 @@ class Store:
     async def screenshots(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[Screenshot]:
-        async with (conn or self.r).execute(
-            "SELECT * FROM screenshots WHERE job_id = ? ORDER BY rowid", (job_id,)
+        async with _read(
+            conn or self.r, "SELECT * FROM screenshots WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             rows = await cur.fetchall()
         return [_screenshot(row) for row in rows]
 
     async def get_screenshot(self, job_id: str, screenshot_id: str) -> Screenshot | None:
-        async with self.r.execute(
+        async with _read(
+            self.r,
             "SELECT * FROM screenshots WHERE job_id = ? AND screenshot_id = ?",
             (job_id, screenshot_id),
         ) as cur:
@@ -832,8 +866,8 @@ class Store:
     async def errors(
         self, job_id: str, conn: aiosqlite.Connection | None = None
     ) -> list[JobErrorInfo]:
-        async with (conn or self.r).execute(
-            "SELECT * FROM errors WHERE job_id = ? ORDER BY rowid", (job_id,)
+        async with _read(
+            conn or self.r, "SELECT * FROM errors WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             rows = await cur.fetchall()
         return [
@@ -850,8 +884,10 @@ class Store:
         ]
 
     async def warnings(self, job_id: str, conn: aiosqlite.Connection | None = None) -> list[str]:
-        async with (conn or self.r).execute(
-            "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid", (job_id,)
+        async with _read(
+            conn or self.r,
+            "SELECT message FROM warnings WHERE job_id = ? ORDER BY rowid",
+            (job_id,),
         ) as cur:
             return [row[0] for row in await cur.fetchall()]
 
