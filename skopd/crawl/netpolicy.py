@@ -83,7 +83,8 @@ def _embedded_ipv4(addr: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
     return found
 
 
-def _v4_forbidden(addr: ipaddress.IPv4Address) -> bool:
+def _own_forbidden(addr: IPAddress) -> bool:
+    """Forbidden by the address's own kind (not by an IPv4 address embedded in it)."""
     return (
         not addr.is_global
         or addr.is_multicast
@@ -92,6 +93,7 @@ def _v4_forbidden(addr: ipaddress.IPv4Address) -> bool:
         or addr.is_link_local
         or addr.is_private
         or addr.is_unspecified
+        or (isinstance(addr, ipaddress.IPv6Address) and addr.is_site_local)
         or any(addr in net for net in _EXTRA_FORBIDDEN)
     )
 
@@ -100,24 +102,13 @@ def is_forbidden(addr: IPAddress) -> bool:
     """Loopback, private, link-local, CGNAT, multicast, reserved or unspecified, also when
     embedded in an IPv6 address."""
     if isinstance(addr, ipaddress.IPv4Address):
-        return _v4_forbidden(addr)
+        return _own_forbidden(addr)
     embedded = _embedded_ipv4(addr)
     if addr.ipv4_mapped is not None:
-        return _v4_forbidden(addr.ipv4_mapped)  # the same as the IPv4 address itself
+        return _own_forbidden(addr.ipv4_mapped)  # the same as the IPv4 address itself
     if addr in _NAT64:  # reserved by its prefix, but the address it leads to decides
-        return _v4_forbidden(embedded[0])
-    own = (
-        not addr.is_global
-        or addr.is_multicast
-        or addr.is_reserved
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_private
-        or addr.is_unspecified
-        or addr.is_site_local
-        or any(addr in net for net in _EXTRA_FORBIDDEN)
-    )
-    return own or any(_v4_forbidden(v4) for v4 in embedded)
+        return _own_forbidden(embedded[0])
+    return _own_forbidden(addr) or any(_own_forbidden(v4) for v4 in embedded)
 
 
 def parse_address(text: str) -> IPAddress | None:
