@@ -42,10 +42,6 @@ class Conflict(ApiError):
     status = 409
 
 
-class PayloadTooLarge(ApiError):
-    status = 413
-
-
 class TooManyRequests(ApiError):
     status = 429
 

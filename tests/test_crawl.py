@@ -342,6 +342,36 @@ async def test_include_paths_limit_the_crawl(
     assert [_path(d["url"]) for d in results["documents"]] == ["/a/minutes-2024.pdf"]
 
 
+async def test_links_to_images_scripts_and_archives_are_not_fetched(
+    crawler: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    assets = ["/photo.jpg", "/style.css", "/app.js", "/backup.zip", "/clip.mp4", "/feed.rss"]
+    pages = {"/": "".join(f'<a href="{a}">Board meeting minutes {a}</a>' for a in assets)}
+    pages["/"] += '<a href="/meetings/">Meetings</a>'
+    pages["/meetings/"] = '<a href="/m-2024.pdf">Board meeting minutes 2024</a>'
+    pages.update({a: "<p>not a page</p>" for a in assets})
+    pages["/m-2024.pdf"] = ""
+    asked: list[str] = []
+    app = _linking_site(pages)
+    app.middlewares.append(_recording(asked))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(crawler, str(server.make_url("/")), "meeting minutes from 2024")
+    await wait_done(crawler, job_id)
+    results = await (await crawler.get(f"/scrape/results/{job_id}")).json()
+    assert [_path(d["url"]) for d in results["documents"]] == ["/m-2024.pdf"]
+    assert "/meetings/" in asked
+    assert not set(assets) & set(asked), asked
+
+
+def _recording(asked: list[str]) -> Any:
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        asked.append(request.path)
+        return await handler(request)
+
+    return record
+
+
 async def test_per_host_delay_spaces_requests(
     daemon_factory: DaemonFactory, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> None:

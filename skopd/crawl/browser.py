@@ -297,11 +297,6 @@ class BrowserPool:
             "last_error": self._failure[1] if self._failure else None,
         }
 
-    @property
-    def launched(self) -> bool:
-        """Whether Chromium was ever started by this pool."""
-        return self._launches > 0
-
     async def health(self) -> dict[str, object]:
         """What /healthz shows: state is disabled, unavailable, not_launched or running."""
         reason = await self.available()

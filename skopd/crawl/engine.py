@@ -661,7 +661,8 @@ class Crawl:
                     self.rec.seen(key)
                 continue
             if (
-                params.single_page
+                not doctypes.looks_like_page(url)  # an image, a script, an archive
+                or params.single_page
                 or depth + 1 > params.max_depth
                 or not self._page_admitted(item, key, dated)
             ):
@@ -945,7 +946,11 @@ class Crawl:
                     self.seen.add(key)
                     self.rec.seen(key)
                 continue
-            if params.max_depth < 1 or not self._page_admitted(item, key, False):
+            if (
+                params.max_depth < 1
+                or not doctypes.looks_like_page(url)
+                or not self._page_admitted(item, key, False)
+            ):
                 self.seen.add(key)
                 self.rec.seen(key)
                 continue

@@ -132,12 +132,6 @@ def parse_address(text: str) -> IPAddress | None:
         return None
 
 
-def forbidden_address(ip: str) -> bool:
-    """Whether the policy without allow-lists refuses `ip` (unreadable counts as forbidden)."""
-    addr = parse_address(ip)
-    return True if addr is None else is_forbidden(addr)
-
-
 class AddressPolicy:
     """The rule for one daemon: open (private networks allowed), or closed with allow-lists."""
 

@@ -79,7 +79,6 @@ class ForwardProxy:
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
         self.url = ""
-        self.refused = 0
 
     async def start(self) -> str:
         if self._server is None:
@@ -135,7 +134,6 @@ class ForwardProxy:
         try:
             upstream = await self._connect(host, port)
         except Refused as exc:
-            self.refused += 1
             log.info("browser request refused", extra={"host": host, "reason": str(exc)})
             await _answer(writer, 403, f"refused by skopd: {exc}")
             return
