@@ -19,14 +19,14 @@ from yarl import URL
 
 from skopd.config import Config
 from skopd.crawl.browser import BrowserPool
-from skopd.crawl.engine import Crawl, DownloadLimits, JobFailed
+from skopd.crawl.engine import JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import BadRequest, Conflict, NotFound, TooManyRequests
 from skopd.events import EventBus
 from skopd.kinds.runner import KindRunner
-from skopd.models import Job, JobKind, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
-from skopd.relevance.backend import Relevance, RelevanceUnavailable
+from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
+from skopd.relevance.backend import Relevance
 from skopd.store import Store
 
 log = logging.getLogger("skopd.jobs")
@@ -62,7 +62,6 @@ class Scheduler:
         self._queue_owner: dict[str, str] = {}  # pending job -> its owner
         self._queued_by: collections.Counter[str] = collections.Counter()
         self._running: dict[str, asyncio.Task[None]] = {}
-        self._crawls: dict[str, Crawl] = {}
         self._cancelling: set[str] = set()
         # A job's last flush outlives its task when the task is cancelled twice (two cancel
         # calls, or a cancel during shutdown): whoever ends the job next must wait for it.
@@ -94,8 +93,6 @@ class Scheduler:
         if not self._closing:
             self._closing = True
             self._stop_by = asyncio.get_running_loop().time() + STOP_GRACE_S
-        for crawl in self._crawls.values():
-            crawl.stop()
         self.kinds.stop()
 
     async def close(self) -> None:
@@ -305,7 +302,6 @@ class Scheduler:
 
     def _reap(self, job_id: str, _task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
-        self._crawls.pop(job_id, None)
         self._cancelling.discard(job_id)
         self._dispatch()
 
@@ -339,10 +335,7 @@ class Scheduler:
             )
             if not resumed:
                 rec.enter("coordinator")
-            if job.kind is JobKind.DOCUMENTS:
-                message = await self._find_documents(job, rec, resumed)
-            else:
-                message = await self.kinds.run(job, rec, resumed)
+            message = await self.kinds.run(job, rec, resumed)
             if message is None:
                 log.info(
                     "job %s stopped with the daemon; it resumes at the next start",
@@ -389,39 +382,6 @@ class Scheduler:
                 "documents": job.total_documents_downloaded,
             },
         )
-
-    async def _find_documents(self, job: Job, rec: Recorder, resumed: bool) -> str | None:
-        """Skop's kind: crawl for the documents the prompt asks for; from its checkpoint when
-        `resumed`. None when the daemon stopped it (it resumes at the next start)."""
-        try:
-            judge = await self.relevance.for_job(rec.warning)
-        except RelevanceUnavailable as exc:
-            raise JobFailed("relevance_unavailable", str(exc)) from exc
-        rec.update(relevance_backend=judge.name, model=judge.model)
-        crawl = Crawl(
-            job,
-            rec,
-            self.downloader,
-            judge,
-            self.documents_dir,
-            self.cfg.relevance,
-            limits=DownloadLimits.of(self.cfg),
-            browser=self.browser,
-        )
-        if resumed:
-            await crawl.restore(await self.store.checkpoint(job.job_id))
-        self._crawls[job.job_id] = crawl
-        if self._closing:
-            crawl.stop()
-        outcome = await crawl.run()
-        if outcome.reason == "interrupted":
-            return None
-        note = {
-            "completed": "",
-            "max_pages": " (stopped at max_pages)",
-            "timeout": " (stopped at the timeout)",
-        }[outcome.reason]
-        return f"Job completed successfully. Found {job.total_documents_found} document(s){note}."
 
 
 def _fields(job_id: str, state: str) -> dict[str, object]:

@@ -74,9 +74,14 @@ class KindRunner:
         None when the daemon stopped it: it stays in_progress and resumes at the next start
         (`resumed`), keeping or doing again what it did before, so that it ends as a run
         never interrupted would."""
-        from skopd.kinds import docs, extract, pages
+        from skopd.kinds import docs, documents, extract, pages
 
-        runners = {JobKind.PAGES: pages.run, JobKind.EXTRACT: extract.run, JobKind.DOCS: docs.run}
+        runners = {
+            JobKind.DOCUMENTS: documents.run,
+            JobKind.PAGES: pages.run,
+            JobKind.EXTRACT: extract.run,
+            JobKind.DOCS: docs.run,
+        }
         return await runners[job.kind](self, job, rec, resumed)
 
     def crawl(
@@ -84,13 +89,18 @@ class KindRunner:
         job: Job,
         rec: Recorder,
         judge: JobRelevance,
-        website: str,
-        sink: ContentSink,
+        website: str | None = None,
+        sink: ContentSink | None = None,
         **limits: Any,
     ) -> Crawl:
-        """A crawl of `website` for `job`, its pages going to `sink`."""
-        params = msgspec.structs.replace(job.parameters, **limits)
-        view = msgspec.structs.replace(job, website=website, parameters=params)
+        """A crawl of `website` (the job's own by default) for `job`, its pages going to
+        `sink` when given (documents are looked for otherwise)."""
+        view = job
+        if website is not None or limits:
+            params = msgspec.structs.replace(job.parameters, **limits)
+            view = msgspec.structs.replace(
+                job, website=website or job.website, parameters=params
+            )
         crawl = Crawl(
             view,
             rec,
