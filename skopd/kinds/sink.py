@@ -78,20 +78,11 @@ class ContentSink:
             return await self._choose_again(key, page, body)
         if key in self.saved or self.full:
             return []
-        title, markdown, chunks = await _converted(body, page.url)
+        converted = await _converted(body, page.url)
         async with self._lock:  # positions in the order pages are saved
             if key in self.saved or self.full:
                 return []
-            content = PageContent(
-                position=next(self.positions),
-                url=page.url,
-                title=title or page.title,
-                markdown=markdown,
-                chunks=chunks,
-                success=True,
-                error=None,
-                scraped_at=utcnow(),
-            )
+            content = _content(next(self.positions), page, converted)
             self.saved.add(key)
             await self.store.save_page(self.job_id, content)
         if self.choose is None or self.full:
@@ -104,18 +95,23 @@ class ContentSink:
         self._unchosen.discard(key)
         if self.choose is None or self.full:
             return []
-        title, markdown, chunks = await _converted(body, page.url)
-        content = PageContent(
-            position=-1,
-            url=page.url,
-            title=title or page.title,
-            markdown=markdown,
-            chunks=chunks,
-            success=True,
-            error=None,
-            scraped_at=utcnow(),
-        )
+        content = _content(-1, page, await _converted(body, page.url))
         return await self.choose(page, body, content)
+
+
+def _content(position: int, page: Page, converted: tuple[str, str, list[ChunkOut]]) -> PageContent:
+    """A fetched page's saved content, from its (title, markdown, chunks)."""
+    title, markdown, chunks = converted
+    return PageContent(
+        position=position,
+        url=page.url,
+        title=title or page.title,
+        markdown=markdown,
+        chunks=chunks,
+        success=True,
+        error=None,
+        scraped_at=utcnow(),
+    )
 
 
 async def _converted(body: bytes, url: str) -> tuple[str, str, list[ChunkOut]]:
