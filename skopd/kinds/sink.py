@@ -13,7 +13,6 @@ from skopd.models import ChunkOut, PageContent, utcnow
 from skopd.store import Store
 
 INLINE_BYTES = 4 * 1024  # converted on the loop below this; a thread hop costs more
-CHUNK_CHARS = 2000
 
 # Given the page, its body and its saved content: the links the crawl may follow.
 Chooser = Callable[[Page, bytes, PageContent], Awaitable[list[Link]]]
