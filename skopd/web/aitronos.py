@@ -24,9 +24,10 @@ from skopd.models import (
     website_problem,
 )
 from skopd.web.faces import (
+    ErrorDetail,
     FaceJob,
     check_addresses,
-    error_code,
+    error_detail,
     face_job,
     failure,
     json_body,
@@ -51,18 +52,13 @@ SYNC_GRACE_S = 10.0  # a sync request waits the job's timeout plus this at most
 POLL_S = 0.2
 
 
-class ErrorDetail(msgspec.Struct):
-    code: str
-    message: str
-
-
 class ErrorBody(msgspec.Struct):
     success: bool
     error: ErrorDetail
 
 
 def error_body(status: int, message: str, path: str) -> bytes:
-    return json_body(ErrorBody(False, ErrorDetail(error_code(status), message)))
+    return json_body(ErrorBody(False, error_detail(status, message)))
 
 
 class DateFilter(msgspec.Struct):

@@ -25,9 +25,10 @@ from skopd.models import (
 )
 from skopd.web.faces import (
     UUID,
+    ErrorDetail,
     FaceJob,
     check_addresses,
-    error_code,
+    error_detail,
     face_job,
     failure,
     json_body,
@@ -50,17 +51,12 @@ STATUS = {
 STAGE = {"queued": "queue", "running": "running", "finished": "finished", "failed": "failed"}
 
 
-class ErrorDetail(msgspec.Struct):
-    code: str
-    message: str
-
-
 class ErrorBody(msgspec.Struct):
     error: ErrorDetail
 
 
 def error_body(status: int, message: str, path: str) -> bytes:
-    return json_body(ErrorBody(ErrorDetail(error_code(status), message)))
+    return json_body(ErrorBody(error_detail(status, message)))
 
 
 class ScrapeIn(msgspec.Struct, rename="camel"):

@@ -80,5 +80,13 @@ ERROR_CODES = {
 }
 
 
-def error_code(status: int) -> str:
-    return ERROR_CODES.get(status, "internal_error" if status >= 500 else "error")
+class ErrorDetail(msgspec.Struct):
+    """`{"code", "message"}`: the error of the Aitronos- and documentation-scraper-style faces."""
+
+    code: str
+    message: str
+
+
+def error_detail(status: int, message: str) -> ErrorDetail:
+    code = ERROR_CODES.get(status, "internal_error" if status >= 500 else "error")
+    return ErrorDetail(code, message)
