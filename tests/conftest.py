@@ -95,6 +95,30 @@ async def docsite() -> AsyncIterator[TestServer]:
 
 
 @pytest.fixture
+async def minutes_site() -> AsyncIterator[str]:
+    """A well-behaved site: one page linking one relevant PDF. Yields its home URL."""
+    pdf = b"%PDF-1.4\n% minutes\n" + b"x" * 5000 + b"\n%%EOF\n"
+
+    async def home(_: web.Request) -> web.Response:
+        return web.Response(
+            text='<html><body><a href="/minutes-2024.pdf">Board meeting minutes 2024</a>'
+            "</body></html>",
+            content_type="text/html",
+        )
+
+    async def minutes(_: web.Request) -> web.Response:
+        return web.Response(body=pdf, content_type="application/pdf")
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    app.router.add_get("/minutes-2024.pdf", minutes)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("/"))
+    await server.close()
+
+
+@pytest.fixture
 async def facesite() -> AsyncIterator[TestServer]:
     server = TestServer(make_facesite(), host="127.0.0.1")
     await server.start_server()

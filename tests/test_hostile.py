@@ -73,28 +73,6 @@ async def site() -> AsyncIterator[HostileSite]:
 
 
 @pytest.fixture
-async def calm(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str:
-    """A well-behaved site: one page linking one relevant PDF."""
-    pdf = b"%PDF-1.4\n% minutes\n" + b"x" * 5000 + b"\n%%EOF\n"
-
-    async def home(_: web.Request) -> web.Response:
-        return web.Response(
-            text='<html><body><a href="/minutes-2024.pdf">Board meeting minutes 2024</a>'
-            "</body></html>",
-            content_type="text/html",
-        )
-
-    async def minutes(_: web.Request) -> web.Response:
-        return web.Response(body=pdf, content_type="application/pdf")
-
-    app = web.Application()
-    app.router.add_get("/", home)
-    app.router.add_get("/minutes-2024.pdf", minutes)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return str(server.make_url("/"))
-
-
-@pytest.fixture
 async def crawler(daemon_factory: Callable[..., Awaitable[Daemon]]) -> Client:
     d = await daemon_factory(
         crawler={
@@ -116,7 +94,7 @@ async def _results(client: Client, job_id: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("case", list(CASES))
 async def test_a_hostile_answer_ends_only_its_own_request(
-    case: str, crawler: Client, site: HostileSite, calm: str
+    case: str, crawler: Client, site: HostileSite, minutes_site: str
 ) -> None:
     expect = CASES[case]
     tracing = not tracemalloc.is_tracing()
@@ -125,7 +103,7 @@ async def test_a_hostile_answer_ends_only_its_own_request(
     tracemalloc.reset_peak()
     try:
         job_id = await submit(crawler, site.url(f"/index/{case}"), PROMPT, max_file_size_mb=1)
-        other_id = await submit(crawler, calm, PROMPT, max_file_size_mb=1)
+        other_id = await submit(crawler, minutes_site, PROMPT, max_file_size_mb=1)
         status = await wait_done(crawler, job_id, timeout=40)
         other = await wait_done(crawler, other_id, timeout=40)
         _, peak = tracemalloc.get_traced_memory()

@@ -8,11 +8,9 @@ import asyncio
 import io
 import json
 import logging
-import os
 import secrets
 import signal
 import socket
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
@@ -26,18 +24,11 @@ from aiohttp.test_utils import TestServer
 
 from skopd.logs import JsonFormatter, TextFormatter
 from skopd.notify import notify
+from tests.process import SkopdProcess
 
-ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "board meeting minutes from 2024"
 STOP_LIMIT_S = 10.0
 SLOW_PAGE_S = 1.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 class Notifications:
@@ -59,35 +50,25 @@ class Notifications:
         self.sock.close()
 
 
-class Skopd:
-    """`python -m skopd serve` on a free loopback port, its stderr in a file."""
+class Skopd(SkopdProcess):
+    """The daemon told to notify `notify_to`, as systemd's `$NOTIFY_SOCKET` would."""
 
     def __init__(self, workdir: Path, notify_to: Notifications, **server: Any) -> None:
-        self.workdir = workdir
-        self.notifications = notify_to
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "stderr.log"
-        self.out_path = workdir / "stdout.log"
         keys = ", ".join(json.dumps(k) for k in server.get("api_keys", ()))
-        self.config = workdir / "config.toml"
-        self.config.write_text(
-            f"[server]\nport = {self.port}\napi_keys = [{keys}]\n"
+        super().__init__(
+            workdir,
             '[relevance]\nbackend = "lexical"\n'
-            "[crawler]\nallow_private_networks = true\nrequest_timeout_s = 10.0\n"
+            "[crawler]\nallow_private_networks = true\nrequest_timeout_s = 10.0\n",
+            server=f"api_keys = [{keys}]\n",
+            env={"NOTIFY_SOCKET": notify_to.address},
         )
-        self.proc: asyncio.subprocess.Process | None = None
+        self.notifications = notify_to
 
-    async def start(self, *extra: str) -> list[str]:
+    async def ready(self, *extra: str) -> list[str]:
         """Starts the daemon and returns its first notification."""
-        env = dict(os.environ, NOTIFY_SOCKET=self.notifications.address)
-        with self.log_path.open("ab") as err, self.out_path.open("ab") as out:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "skopd", "serve", "--config", str(self.config), *extra,
-                cwd=ROOT, env=env, stdout=out, stderr=err,
-            )  # fmt: skip
+        proc = await self.launch(*extra)
         told = asyncio.ensure_future(self.notifications.next())
-        died = asyncio.ensure_future(self.proc.wait())
+        died = asyncio.ensure_future(proc.wait())
         await asyncio.wait([told, died], return_when=asyncio.FIRST_COMPLETED)
         died.cancel()
         if not told.done():
@@ -102,26 +83,10 @@ class Skopd:
         start = loop.time()
         self.proc.send_signal(sig)
         assert "STOPPING=1" in await self.notifications.next(timeout=5)
-        code = await self.exit_code()
+        code = await self.exit_code(STOP_LIMIT_S)
         took = loop.time() - start
         assert code == 0, f"exit code {code}; stderr:\n{self.stderr()}"
         return took
-
-    async def exit_code(self) -> int:
-        assert self.proc is not None
-        try:
-            return await asyncio.wait_for(self.proc.wait(), STOP_LIMIT_S)
-        except TimeoutError:
-            raise AssertionError(
-                f"still running {STOP_LIMIT_S} s after the signal; stderr:\n{self.stderr()}"
-            ) from None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-
-    def stderr(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 @pytest.fixture
@@ -152,9 +117,7 @@ async def spawn(
 
     yield factory
     for d in daemons:
-        d.kill()
-        if d.proc is not None:
-            await d.proc.wait()
+        await d.close()
 
 
 @pytest.fixture
@@ -172,27 +135,6 @@ async def slow_site(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str
     app = web.Application()
     app.router.add_get("/", page)
     app.router.add_get("/p/{n}", page)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    return str(server.make_url("/"))
-
-
-@pytest.fixture
-async def site(aiohttp_server: Callable[..., Awaitable[TestServer]]) -> str:
-    pdf = b"%PDF-1.4\n% minutes\n" + b"x" * 2000 + b"\n%%EOF\n"
-
-    async def home(_: web.Request) -> web.Response:
-        return web.Response(
-            text='<html><body><a href="/minutes-2024.pdf">Board meeting minutes 2024</a>'
-            "</body></html>",
-            content_type="text/html",
-        )
-
-    async def minutes(_: web.Request) -> web.Response:
-        return web.Response(body=pdf, content_type="application/pdf")
-
-    app = web.Application()
-    app.router.add_get("/", home)
-    app.router.add_get("/minutes-2024.pdf", minutes)
     server = await aiohttp_server(app, host="127.0.0.1")
     return str(server.make_url("/"))
 
@@ -235,7 +177,7 @@ async def test_ready_once_serving_and_stopping_on_sigterm(
     spawn: Callable[..., Skopd], notifications: Notifications
 ) -> None:
     d = spawn()
-    assert "READY=1" in await d.start()
+    assert "READY=1" in await d.ready()
     async with aiohttp.ClientSession() as http, http.get(f"{d.base}/healthz") as resp:
         assert resp.status == 200  # already serving when READY arrives, not just listening
         assert (await resp.json())["database"] == "ok"
@@ -275,7 +217,7 @@ async def test_a_signal_stops_at_once_with_a_job_and_a_stream_open(
     spawn: Callable[..., Skopd], slow_site: str, sig: signal.Signals
 ) -> None:
     d = spawn()
-    await d.start()
+    await d.ready()
     loop = asyncio.get_running_loop()
     async with aiohttp.ClientSession() as http:
         job_id = await submit(http, d, slow_site)
@@ -288,12 +230,12 @@ async def test_a_signal_stops_at_once_with_a_job_and_a_stream_open(
             await asyncio.wait_for(_drained(stream.content), 2.0)
             assert loop.time() - signalled < 2.0
             assert "STOPPING=1" in await d.notifications.next(timeout=5)
-        assert await d.exit_code() == 0
+        assert await d.exit_code(STOP_LIMIT_S) == 0
         assert loop.time() - signalled < STOP_LIMIT_S
         assert "Traceback" not in d.stderr()
 
         # The next start resumes the job and takes it to an end.
-        assert "READY=1" in await d.start()
+        assert "READY=1" in await d.ready()
         ended = await wait_ended(http, d, job_id)
         assert ended["status"] == "completed", ended
         assert any(w.startswith("resumed after daemon restart") for w in ended["warnings"])
@@ -301,13 +243,13 @@ async def test_a_signal_stops_at_once_with_a_job_and_a_stream_open(
 
 
 async def test_while_stopping_new_work_gets_503_and_requests_in_flight_finish(
-    spawn: Callable[..., Skopd], notifications: Notifications, site: str
+    spawn: Callable[..., Skopd], notifications: Notifications, minutes_site: str
 ) -> None:
     key = "sk-ops-" + secrets.token_hex(8)
     d = spawn(api_keys=[key])
-    await d.start()
+    await d.ready()
     # A submission in flight: headers sent, body held back until the daemon is stopping.
-    body = json.dumps({"website": site, "prompt": PROMPT}).encode()
+    body = json.dumps({"website": minutes_site, "prompt": PROMPT}).encode()
     reader, writer = await asyncio.open_connection("127.0.0.1", d.port)
     writer.write(
         b"POST /scrape HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -324,7 +266,7 @@ async def test_while_stopping_new_work_gets_503_and_requests_in_flight_finish(
     headers = {"Authorization": f"Bearer {key}"}
     async with aiohttp.ClientSession() as http:
         async with http.post(
-            f"{d.base}/scrape", json={"website": site, "prompt": PROMPT}, headers=headers
+            f"{d.base}/scrape", json={"website": minutes_site, "prompt": PROMPT}, headers=headers
         ) as resp:
             assert resp.status == 503
             assert int(resp.headers["Retry-After"]) > 0
@@ -339,21 +281,21 @@ async def test_while_stopping_new_work_gets_503_and_requests_in_flight_finish(
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 201"), head
     writer.close()
-    assert await d.exit_code() == 0
+    assert await d.exit_code(STOP_LIMIT_S) == 0
 
 
 # -- logs --------------------------------------------------------------------------------
 
 
 async def test_json_logs_show_job_transitions_and_never_an_api_key(
-    spawn: Callable[..., Skopd], site: str
+    spawn: Callable[..., Skopd], minutes_site: str
 ) -> None:
     key = "sk-ops-" + secrets.token_hex(12)
     wrong = "sk-wrong-" + secrets.token_hex(12)
     d = spawn(api_keys=[key])
-    await d.start("--log-format", "json", "--log-level", "debug")
+    await d.ready("--log-format", "json", "--log-level", "debug")
     async with aiohttp.ClientSession() as http:
-        job_id = await submit(http, d, site, {"X-API-Key": key})
+        job_id = await submit(http, d, minutes_site, {"X-API-Key": key})
         ended = await wait_ended(http, d, job_id, {"Authorization": f"Bearer {key}"})
         assert ended["status"] == "completed"
         async with http.get(f"{d.base}/scrape/jobs", headers={"X-API-Key": wrong}) as resp:
@@ -372,7 +314,7 @@ async def test_json_logs_show_job_transitions_and_never_an_api_key(
     )
     for state in ("pending", "in_progress", "completed"):
         assert state in about_job, about_job
-    everything = text + d.out_path.read_text()
+    everything = text + d.stdout_log.read_text()
     assert key not in everything and wrong not in everything
 
 

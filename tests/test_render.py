@@ -10,8 +10,6 @@ import json
 import os
 import shutil
 import signal
-import socket
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
@@ -28,11 +26,11 @@ from skopd.crawl.browser import BrowserPool
 from skopd.crawl.netpolicy import AddressPolicy
 from skopd.crawl.proxy import PolicyDestinations, Refused
 from tests.conftest import Daemon, make_config
+from tests.process import SkopdProcess
 from tests.sites.docsite import make_docsite
 from tests.sites.jsapp import AGENTS, CHAIN, HITS, JS_ONLY, make_jsapp
 
 CHROMIUM = "/usr/bin/chromium"
-ROOT = Path(__file__).resolve().parent.parent
 PROMPT = "council documents, notices, budget and reports"
 Client = TestClient[web.Request, web.Application]
 
@@ -455,13 +453,6 @@ async def test_a_job_s_renders_reach_no_forbidden_address(tmp_path: Path) -> Non
 # -- no Chromium outlives the daemon ------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _processes_under(root: int) -> set[int]:
     """`root`'s descendants, through /proc."""
     parents: dict[int, int] = {}
@@ -498,46 +489,46 @@ def _alive_with(marker: str) -> list[int]:
     return alive
 
 
-async def test_sigterm_leaves_no_chromium(site: TestServer, tmp_path: Path) -> None:
-    port = _free_port()
+def _rendering_daemon(tmp_path: Path) -> tuple[SkopdProcess, Path]:
+    """The daemon as a process, and the TMPDIR where its Chromium keeps its files."""
     # Chromium's sockets live in TMPDIR: a path short enough for a socket address.
     chromium_tmp = Path(tempfile.mkdtemp(prefix="skopd-t-"))
-    (tmp_path / "config.toml").write_text(
-        f"[server]\nport = {port}\n[crawler]\nallow_private_networks = true\n"
-        '[relevance]\nbackend = "lexical"\n[browser]\npage_timeout_s = 8.0\n'
+    d = SkopdProcess(
+        tmp_path,
+        '[crawler]\nallow_private_networks = true\n[relevance]\nbackend = "lexical"\n'
+        "[browser]\npage_timeout_s = 8.0\n",
+        env={"TMPDIR": str(chromium_tmp)},
     )
-    env = {**os.environ, "TMPDIR": str(chromium_tmp)}
-    daemon = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "skopd", "serve", "--config", str(tmp_path / "config.toml")),
-        env=env,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
+    return d, chromium_tmp
+
+
+async def _rendering(d: SkopdProcess, site: TestServer, *, pages_in_use: bool) -> None:
+    """Submits a job of JS pages; returns once Chromium runs (and renders, if asked)."""
+    async with aiohttp.ClientSession() as http:
+        body = {"website": at(site, "/chain/1"), "prompt": PROMPT}
+        async with http.post(f"{d.base}/scrape", json=body) as resp:
+            assert resp.status == 201
+        end = time.monotonic() + 60
+        while True:
+            async with http.get(f"{d.base}/healthz") as resp:
+                browser = (await resp.json())["browser"]
+            if browser["state"] == "running" and (not pages_in_use or browser["pages_in_use"] > 0):
+                return
+            assert time.monotonic() < end, browser
+            await asyncio.sleep(0.05)
+
+
+async def test_sigterm_leaves_no_chromium(site: TestServer, tmp_path: Path) -> None:
+    d, chromium_tmp = _rendering_daemon(tmp_path)
     try:
-        async with aiohttp.ClientSession() as http:
-            await _until_up(http, base)
-            body = {"website": at(site, "/chain/1"), "prompt": PROMPT}
-            async with http.post(f"{base}/scrape", json=body) as resp:
-                assert resp.status == 201
-            end = time.monotonic() + 60
-            while True:
-                async with http.get(f"{base}/healthz") as resp:
-                    browser = (await resp.json())["browser"]
-                if browser["state"] == "running" and browser["pages_in_use"] > 0:
-                    break
-                assert time.monotonic() < end, browser
-                await asyncio.sleep(0.05)
-        chromium = _processes_under(daemon.pid)
+        await d.start()
+        await _rendering(d, site, pages_in_use=True)
+        assert d.proc is not None
+        chromium = _processes_under(d.proc.pid)
         assert len(chromium) >= 2
-        daemon.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(20):
-            code = await daemon.wait()
+        code, _ = await d.signal(signal.SIGTERM, within=20)
     finally:
-        if daemon.returncode is None:
-            daemon.kill()
-            await daemon.wait()
+        await d.close()
     assert code == 0
     left = [pid for pid in chromium if _is_live(pid)]
     assert left == []
@@ -551,51 +542,20 @@ async def test_chromium_of_a_killed_daemon_is_stopped_at_the_next_start(
 ) -> None:
     # SIGKILL gives the daemon no chance to close Chromium (its own session, so that it can
     # be killed as one group): the next daemon on the same machine stops it.
-    port = _free_port()
-    chromium_tmp = Path(tempfile.mkdtemp(prefix="skopd-t-"))
-    (tmp_path / "config.toml").write_text(
-        f"[server]\nport = {port}\n[crawler]\nallow_private_networks = true\n"
-        '[relevance]\nbackend = "lexical"\n[browser]\npage_timeout_s = 8.0\n'
-    )
-    env = {**os.environ, "TMPDIR": str(chromium_tmp)}
-    command = (sys.executable, "-m", "skopd", "serve", "--config", str(tmp_path / "config.toml"))
-    quiet = asyncio.subprocess.DEVNULL
-    first = await asyncio.create_subprocess_exec(
-        *command, env=env, cwd=ROOT, stdout=quiet, stderr=quiet
-    )
-    second = None
-    base = f"http://127.0.0.1:{port}"
+    d, chromium_tmp = _rendering_daemon(tmp_path)
     try:
-        async with aiohttp.ClientSession() as http:
-            await _until_up(http, base)
-            body = {"website": at(site, "/chain/1"), "prompt": PROMPT}
-            async with http.post(f"{base}/scrape", json=body) as resp:
-                assert resp.status == 201
-            end = time.monotonic() + 60
-            while True:
-                async with http.get(f"{base}/healthz") as resp:
-                    browser = (await resp.json())["browser"]
-                if browser["state"] == "running":
-                    break
-                assert time.monotonic() < end, browser
-                await asyncio.sleep(0.05)
-            orphans = _alive_with(str(chromium_tmp))
-            folders = set(os.listdir(chromium_tmp))
-            first.kill()
-            await first.wait()
-            assert [pid for pid in orphans if _is_live(pid)] != []  # SIGKILL leaves them
-            second = await asyncio.create_subprocess_exec(
-                *command, env=env, cwd=ROOT, stdout=quiet, stderr=quiet
-            )
-            await _until_up(http, base)
+        await d.start()
+        await _rendering(d, site, pages_in_use=False)
+        orphans = _alive_with(str(chromium_tmp))
+        folders = set(os.listdir(chromium_tmp))
+        await d.close(signal.SIGKILL)
+        assert [pid for pid in orphans if _is_live(pid)] != []  # SIGKILL leaves them
+        await d.start()  # the next daemon: same port, config and TMPDIR
         # (The second daemon resumes the job and may start a Chromium of its own.)
         assert [pid for pid in orphans if _is_live(pid)] == []
         assert folders & set(os.listdir(chromium_tmp)) == set()  # profile, singleton socket
     finally:
-        for daemon in (first, second):
-            if daemon is not None and daemon.returncode is None:
-                daemon.send_signal(signal.SIGTERM)
-                await daemon.wait()
+        await d.close(signal.SIGTERM)
     assert _alive_with(str(chromium_tmp)) == []
     shutil.rmtree(chromium_tmp)
 
@@ -606,16 +566,3 @@ def _is_live(pid: int) -> bool:
             return f.read().rpartition(")")[2].split()[0] != "Z"
     except OSError:
         return False
-
-
-async def _until_up(http: aiohttp.ClientSession, base: str) -> None:
-    end = time.monotonic() + 30
-    while True:
-        try:
-            async with http.get(f"{base}/healthz") as resp:
-                if resp.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < end, "the daemon did not start"
-        await asyncio.sleep(0.1)

@@ -9,9 +9,7 @@ import collections
 import hashlib
 import json
 import signal
-import socket
 import sqlite3
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -26,78 +24,27 @@ from aiohttp.test_utils import TestServer
 from skopd.crawl.engine import CrawlState
 from skopd.models import utcnow
 from tests.conftest import Daemon, submit, wait_done
+from tests.process import SkopdProcess
 from tests.sites import slowsite
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 4  # requests in flight at most: the crawler's workers
 STOP_LIMIT_S = 10.0
 KILL_AFTER_PAGES = 30
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
-
-
-class Skopd:
-    """`python -m skopd serve` with its own database and documents folder."""
+class Skopd(SkopdProcess):
+    """The daemon with its own database and documents folder."""
 
     def __init__(self, workdir: Path) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.workdir = workdir
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
         self.database = workdir / "skopd.db"
         self.documents = workdir / "documents"
-        self.log = workdir / "stderr.log"
-        self.config = workdir / "config.toml"
-        self.config.write_text(
-            f"[server]\nport = {self.port}\n"
+        super().__init__(
+            workdir,
             f'[storage]\ndatabase = "{self.database}"\ndocuments_dir = "{self.documents}"\n'
             '[relevance]\nbackend = "lexical"\n'
             "[crawler]\nallow_private_networks = true\nrequest_timeout_s = 10.0\n"
-            f"concurrency = {CONCURRENCY}\nper_host_concurrency = {CONCURRENCY}\n"
+            f"concurrency = {CONCURRENCY}\nper_host_concurrency = {CONCURRENCY}\n",
         )
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self, http: aiohttp.ClientSession) -> None:
-        with self.log.open("ab") as err:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "skopd", "serve", "--config", str(self.config),
-                cwd=ROOT, stdout=err, stderr=err,
-            )  # fmt: skip
-        for _ in range(600):
-            if self.proc.returncode is not None:
-                raise AssertionError(f"skopd exited at start; log:\n{self.stderr()}")
-            try:
-                async with http.get(f"{self.base}/healthz") as resp:
-                    if resp.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"skopd did not answer; log:\n{self.stderr()}")
-
-    async def signal(self, sig: signal.Signals) -> tuple[int, float]:
-        """(exit code, seconds it took to exit)."""
-        assert self.proc is not None
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        self.proc.send_signal(sig)
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), STOP_LIMIT_S + 5)
-        except TimeoutError:
-            raise AssertionError(f"still running after {sig.name}; log:\n{self.stderr()}") from None
-        return code, loop.time() - began
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.kill()
-
-    def stderr(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
 
 
 @pytest.fixture
@@ -111,9 +58,7 @@ async def spawn(tmp_path: Path) -> AsyncIterator[Callable[[str], Skopd]]:
 
     yield factory
     for d in daemons:
-        d.kill()
-        if d.proc is not None:
-            await d.proc.wait()
+        await d.close()
 
 
 @pytest.fixture
@@ -220,7 +165,7 @@ async def _reference(
     """The documents and page count of a run never interrupted."""
     site = await make_site()
     d = spawn("reference")
-    await d.start(http)
+    await d.start()
     job_id = await _submit(http, d, site)
     status = await _wait_ended(http, d, job_id)
     assert status["status"] == "completed", status
@@ -253,7 +198,7 @@ async def test_an_interrupted_job_resumes_and_ends_with_the_same_documents(
     site = await slow_server()
     hits = site.app[slowsite.HITS]
     d = spawn("interrupted")
-    await d.start(http)
+    await d.start()
     job_id = await _submit(http, d, site)
     await _wait_pages(http, d, job_id, KILL_AFTER_PAGES)
     code, took = await d.signal(sig)
@@ -269,7 +214,7 @@ async def test_an_interrupted_job_resumes_and_ends_with_the_same_documents(
     fetched_before = sum(hits.values())
     assert fetched_before < slowsite.PAGES + len(slowsite.RELEVANT)
 
-    await d.start(http)
+    await d.start()
     status = await _wait_ended(http, d, job_id)
     assert status["status"] == "completed", status
     resumed = [w for w in status["warnings"] if w.startswith("resumed after daemon restart: ")]

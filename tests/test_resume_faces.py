@@ -138,7 +138,7 @@ async def test_a_killed_docs_job_resumes_and_saves_the_pages_of_an_uninterrupted
     slow_server: Callable[[], Awaitable[TestServer]],
 ) -> None:
     d = spawn("docs")
-    await d.start(http)
+    await d.start()
     session = str(uuid.uuid4())
 
     # A run never interrupted: every page of the site, each once.
@@ -162,7 +162,7 @@ async def test_a_killed_docs_job_resumes_and_saves_the_pages_of_an_uninterrupted
     saved_before = len(_saved_rows(d.database, job_id))
     assert 30 <= saved_before < len(SLOW_SITE_PAGES)
 
-    await d.start(http)
+    await d.start()
     data = await watch.until_ended()
     assert watch.seen == ["running", "finished"] or watch.seen == ["queued", "running", "finished"]
     assert data["status"] == "finished", data

@@ -26,6 +26,7 @@ from skopd.crawl.netpolicy import AddressPolicy, BlockedAddress, is_forbidden, p
 from skopd.web.app import make_app
 from skopd.web.state import DOWNLOADER
 from tests.conftest import make_config, submit, wait_done
+from tests.process import free_port
 
 Client = TestClient[web.Request, web.Application]
 PROMPT = "board meeting minutes from 2024"
@@ -54,7 +55,7 @@ class Trap:
     async def start(self) -> None:
         hosts = ["127.0.0.1", "127.0.0.2"] + (["::1"] if HAS_IPV6 else [])
         for _ in range(20):  # find a port free on every address
-            self.port = _free_port()
+            self.port = free_port()
             try:
                 for host in hosts:
                     self.servers.append(await asyncio.start_server(self._accept, host, self.port))
@@ -74,13 +75,6 @@ class Trap:
             server.close()
             await server.wait_closed()
         self.servers.clear()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-    return port
 
 
 class FakeResolver(AbstractResolver):
