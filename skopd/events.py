@@ -370,6 +370,10 @@ class EventBus:
         ring = self._rings.get(job_id)
         return None if ring is None else ring.owner
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def subscribers(self) -> int:
         return sum(len(s) for s in self._jobs.values()) + sum(len(s) for s in self._owners.values())
 

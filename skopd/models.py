@@ -41,7 +41,6 @@ class JobStatus(enum.StrEnum):
         return self in (JobStatus.PENDING, JobStatus.IN_PROGRESS)
 
 
-
 class JobKind(enum.StrEnum):
     """What a job does; each API face submits its own kind to the one scheduler."""
 

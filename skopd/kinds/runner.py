@@ -98,9 +98,7 @@ class KindRunner:
         view = job
         if website is not None or limits:
             params = msgspec.structs.replace(job.parameters, **limits)
-            view = msgspec.structs.replace(
-                job, website=website or job.website, parameters=params
-            )
+            view = msgspec.structs.replace(job, website=website or job.website, parameters=params)
         crawl = Crawl(
             view,
             rec,

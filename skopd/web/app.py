@@ -16,12 +16,13 @@ from skopd.crawl.browser import BrowserPool, reap_orphans
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.proxy import PolicyDestinations
 from skopd.events import EventBus
+from skopd.fanout import Fanout
 from skopd.jobs import Scheduler
 from skopd.relevance.backend import Relevance
 from skopd.store import Store
 from skopd.web import aitronos, docscraper, middleware, spidra, sse
 from skopd.web.routes import routes
-from skopd.web.state import BROWSER, BUS, CONFIG, DOWNLOADER, RELEVANCE, SCHEDULER, STORE
+from skopd.web.state import BROWSER, BUS, CONFIG, DOWNLOADER, FANOUT, RELEVANCE, SCHEDULER, STORE
 from skopd.web.tokens import TokenSigner
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -82,9 +83,11 @@ def make_app(cfg: Config, resolver: AbstractResolver | None = None) -> web.Appli
         (docscraper.ERRORS, docscraper.error_body),
     )
     app[BUS] = EventBus()
+    app[FANOUT] = Fanout(sse.MAX_UNSENT_BYTES)
     app[sse.STREAMS] = weakref.WeakSet()
     app.cleanup_ctx.append(_resources)
     app.on_shutdown.append(sse.close_streams)
+    app.on_cleanup.append(sse.stop_fanout)
     app.add_routes(sse.routes)
     app.add_routes(routes)
     # The other faces, on the same scheduler and store; Aitronos's /jobs routes before the

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import socket
 import weakref
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -18,18 +20,23 @@ from aiohttp import web
 from aiohttp_sse import EventSourceResponse, sse_response
 
 from skopd.errors import BadRequest, NotFound, Unauthorized
-from skopd.events import EventBus, Sink, Subscription, encode, status_frame
+from skopd.events import EventBus, Sink, Subscription, encode, http_chunk, status_frame
 from skopd.models import JobStatus, StatusResponse, status_view
 from skopd.store import Store
 from skopd.web.middleware import OWNER, SIGNER_KEY, TOKEN_JOB
 from skopd.web.routes import json_response
-from skopd.web.state import BUS, SCHEDULER, STORE
+from skopd.web.state import BUS, FANOUT, SCHEDULER, STORE
 
 RETRY_MS = 2000
 PING_S = 15.0
 SEND_TIMEOUT_S = 30.0
 REPLAY_PAGE = 200  # events per read and write while replaying: bounds memory per stream
-MAX_UNSENT_BYTES = 256 * 1024
+MAX_UNSENT_BYTES = 256 * 1024  # a live client with more than this not yet taken is cut off
+SEND_BUFFER_BYTES = 64 * 1024  # a live stream's kernel send buffer (not autotuned to MBs)
+SHUTDOWN_GRACE_S = 1.0  # for the fan-out helper to send what it holds when the daemon stops
+DRAIN_POLL_S = 0.01
+PING = b": ping\n\n"
+PING_CHUNK = http_chunk(PING)
 
 STREAMS: web.AppKey[weakref.WeakSet[EventSourceResponse]] = web.AppKey("streams")
 routes = web.RouteTableDef()
@@ -104,8 +111,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
                     # Ended: its `done` is stored, perhaps after the first replay's read.
                     await _replay(resp, bus, store, job_id, last)
                     return resp
-            sub.go_live(_sink(request), last)
-            await _until_over(resp, sub)
+            await _follow(request, resp, sub, last)
             return resp
     finally:
         bus.unsubscribe(sub)
@@ -118,6 +124,25 @@ class _Stream(EventSourceResponse):
 
     _send_headers_immediately = False
     head = b"retry: %d\n\n" % RETRY_MS  # what the first write starts with
+    sink: Sink | None = None  # once live: the fan-out helper writes this stream
+
+    async def _ping(self) -> None:
+        """aiohttp-sse's keepalive, except that a live stream's goes the way its events go:
+        two writers on one socket would interleave their chunks."""
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            if self.sink is not None:
+                if not self.sink(PING_CHUNK):
+                    break
+                continue
+            try:
+                async with asyncio.timeout(SEND_TIMEOUT_S):
+                    await self.write(PING)
+            except TimeoutError:
+                self._abort_transport()
+                break
+            except (ConnectionResetError, RuntimeError):  # RuntimeError: written after EOF
+                break
 
 
 @contextlib.asynccontextmanager
@@ -152,29 +177,50 @@ async def _replay(
             return -1, False
 
 
-def _sink(request: web.Request) -> Sink:
-    """Writes HTTP chunks (SSE responses are chunked) straight to the client's socket. A
-    client with more than MAX_UNSENT_BYTES not yet taken is too slow: it is cut off, to
-    resume with Last-Event-ID, so it can neither grow our memory nor slow anyone else."""
-    transport = request.transport
-    if transport is None:
-        return lambda _: False
-    write, is_closing, unsent = (
-        transport.write,
-        transport.is_closing,
-        transport.get_write_buffer_size,
-    )
+async def _follow(request: web.Request, resp: _Stream, sub: Subscription, last: int) -> None:
+    """The live tail: once the transport has sent the history, the socket goes to the
+    fan-out helper, which writes every later batch (and the keepalives); when the stream
+    ends, the helper lets go and the response ends here, or the connection is cut."""
+    transport, fanout = request.transport, request.app[FANOUT]
+    sock = None if transport is None else transport.get_extra_info("socket")
+    if transport is None or sock is None or not await _drained(transport):
+        sub.end(dropped=True)
+        return
+    with contextlib.suppress(OSError):  # the kernel's share of a slow client, bounded too
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
+    wid = fanout.attach(sock, lambda: _cut(sub, transport))
+    if not wid:
+        _cut(sub, transport)
+        return
+    resp.sink = functools.partial(fanout.write, wid)
+    sub.go_live(resp.sink, last)
+    await _until_over(resp, sub)  # the sink stays: keepalives must not take the transport
+    if sub.ended.done() and not sub.dropped:  # `done` sent, or the daemon is stopping
+        grace = SHUTDOWN_GRACE_S if request.app[BUS].closed else SEND_TIMEOUT_S
+        with contextlib.suppress(TimeoutError):
+            if await asyncio.wait_for(fanout.end(wid), grace):
+                return
+    fanout.drop(wid)
+    _cut(sub, transport)
 
-    def sink(chunk: bytes) -> bool:
-        if is_closing():
-            return False
-        if unsent() > MAX_UNSENT_BYTES:
-            transport.abort()
-            return False
-        write(chunk)
-        return True
 
-    return sink
+async def _drained(transport: asyncio.Transport) -> bool:
+    """Wait until the transport has sent everything (the helper's writes must come after)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SEND_TIMEOUT_S
+    while transport.get_write_buffer_size():
+        if transport.is_closing() or loop.time() > deadline:
+            return False
+        await asyncio.sleep(DRAIN_POLL_S)
+    return not transport.is_closing()
+
+
+def _cut(sub: Subscription, transport: asyncio.Transport) -> None:
+    """A client that left, or took too little (more than MAX_UNSENT_BYTES waited for it):
+    the connection is cut; it resumes with Last-Event-ID, so it can neither grow our memory
+    nor slow anyone else."""
+    sub.end(dropped=True)
+    transport.abort()
 
 
 async def _until_over(resp: _Stream, sub: Subscription) -> None:
@@ -206,8 +252,7 @@ async def all_events(request: web.Request) -> web.StreamResponse:
                         return resp
             if not await _write(resp):  # the headers, if no status went yet
                 return resp
-            sub.go_live(_sink(request), 0)
-            await _until_over(resp, sub)
+            await _follow(request, resp, sub, 0)
             return resp
     finally:
         bus.unsubscribe(sub)
@@ -222,3 +267,8 @@ async def close_streams(app: web.Application) -> None:
             resp.stop_streaming()
         except RuntimeError:
             pass
+
+
+async def stop_fanout(app: web.Application) -> None:
+    """on_cleanup, once the streams have ended: the fan-out helper exits."""
+    await app[FANOUT].close()

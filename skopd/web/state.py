@@ -8,6 +8,7 @@ from skopd.config import Config
 from skopd.crawl.browser import BrowserPool
 from skopd.crawl.fetch import Downloader
 from skopd.events import EventBus
+from skopd.fanout import Fanout
 from skopd.jobs import Scheduler
 from skopd.relevance.backend import Relevance
 from skopd.store import Store
@@ -19,3 +20,4 @@ DOWNLOADER: web.AppKey[Downloader] = web.AppKey("downloader", Downloader)
 RELEVANCE: web.AppKey[Relevance] = web.AppKey("relevance", Relevance)
 BUS: web.AppKey[EventBus] = web.AppKey("bus", EventBus)
 BROWSER: web.AppKey[BrowserPool] = web.AppKey("browser", BrowserPool)
+FANOUT: web.AppKey[Fanout] = web.AppKey("fanout", Fanout)
