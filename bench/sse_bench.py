@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -91,6 +92,7 @@ class JobRun:
     status: dict[str, Any]
     cpu_s: float  # the daemon's, from the job's start until the bench saw it end
     sys_s: float  # of which in the kernel
+    helper_s: float  # of which the live streams' fan-out helper process
     others_s: float  # CPU seconds used meanwhile by processes that are not the bench's
 
     @property
@@ -113,6 +115,7 @@ class Usage:
 
     daemon_s: float
     daemon_sys_s: float
+    helper_s: float
     machine_s: float
     ours_s: float
 
@@ -181,12 +184,29 @@ class Daemon:
             time.sleep(0.05)
         return int(found[0])
 
-    def cpu_s(self) -> tuple[float, float]:
-        return _cpu_s(self.pid)
+    def family(self) -> list[int]:
+        """The daemon and the processes it started (its live streams' fan-out helper)."""
+        pids, at = [self.pid], 0
+        while at < len(pids):
+            pid, at = pids[at], at + 1
+            with contextlib.suppress(OSError):
+                children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+                pids += [int(c) for c in children.split()]
+        return pids
+
+    def cpu_s(self) -> tuple[float, float, float]:
+        """(user + system, system, the helper's) CPU seconds of the daemon and its helper."""
+        total = system = helper = 0.0
+        for pid in self.family():
+            with contextlib.suppress(OSError):
+                cpu, sys_s = _cpu_s(pid)
+                total, system = total + cpu, system + sys_s
+                helper += cpu if pid != self.pid else 0.0
+        return total, system, helper
 
     def usage(self) -> Usage:
         ours = 0.0
-        for pid in {*self.ours, self.pid, os.getpid()}:
+        for pid in {*self.ours, *self.family(), os.getpid()}:
             try:
                 ours += _cpu_s(pid)[0]
             except OSError:
@@ -232,6 +252,7 @@ class Daemon:
                     status,
                     now.daemon_s - before.daemon_s,
                     now.daemon_sys_s - before.daemon_sys_s,
+                    now.helper_s - before.helper_s,
                     max(0.0, now.machine_s - before.machine_s - (now.ours_s - before.ours_s)),
                 )
             if time.monotonic() > deadline:
@@ -659,7 +680,8 @@ def _report_run(label: str, run: JobRun, alone: JobRun | None) -> None:
     _row(
         f"{label}: pages/s",
         f"{run.pages_per_s:.1f}  ({run.pages} pages in {run.seconds:.2f} s, "
-        f"{run.status['status']}; daemon CPU {run.cpu_s:.2f} s, {run.sys_s:.2f} s of it system)",
+        f"{run.status['status']}; daemon CPU {run.cpu_s:.2f} s, {run.sys_s:.2f} s of it system, "
+        f"{run.helper_s:.2f} s the fan-out helper's)",
     )
     _row("  other work on the machine meanwhile", f"{run.others_s:.2f} CPU-s{_busy(run)}")
     if alone is not None:
@@ -798,7 +820,7 @@ def _summary(
                 if 0 < met < len(runs):
                     verdict += f" {met} of {len(runs)} rounds"
             _row(what, value + verdict)
-    _row("daemon RSS MB (peak VmHWM)", f"{rss_mb:.0f}")
+    _row("daemon RSS MB (peak VmHWM)", f"{rss_mb:.0f}  (with its fan-out helper)")
     shares = [100 * _share(r) for r in all_runs]
     noisy = max(shares) > 100 * QUIET_SHARE
     _row(
@@ -892,7 +914,8 @@ def main(argv: list[str] | None = None) -> int:
                             outcome = _report_load(load, n, _slowdown(loaded, alone))
                             outcome.daemon_extra = 100 * (loaded.cpu_s / alone.cpu_s - 1)
                             outcomes.setdefault(name, []).append(outcome)
-                _summary(alones, outcomes, n, memory_mb(daemon.pid)[1], runs)
+                peak = sum(memory_mb(pid)[1] for pid in daemon.family())
+                _summary(alones, outcomes, n, peak, runs)
             except (SkopdFailed, OSError, KeyError, ValueError) as exc:
                 print(f"sse_bench: failed: {exc}", file=sys.stderr)
                 print(f"--- daemon log (tail) ---\n{daemon.log_tail()}", file=sys.stderr)

@@ -1,10 +1,12 @@
 """The event bus: events are stored with a per-job sequence number, then fanned out.
 
 A flush of a job's recorder commits a batch of events and publishes it here at once; every
-subscriber gets the batch as one pre-encoded block, so a thousand watchers cost a thousand
-writes per flush, not a thousand encodings per event. A live job's recent batches stay in a
-bounded ring, so streams that join or resume late replay from memory, not the store. Queues
-are bounded: a subscriber that falls behind is dropped, and resumes with `Last-Event-ID`.
+subscriber gets the batch as one pre-encoded block (the same bytes object for all), so a
+thousand watchers cost one message to the fan-out helper (skopd/fanout.py), which does the
+thousand writes on another core, not a thousand encodings per event. A live job's recent
+batches stay in a bounded ring, so streams that join or resume late replay from memory, not
+the store. Queues are bounded: a subscriber that falls behind is dropped, and resumes with
+`Last-Event-ID`.
 """
 
 from __future__ import annotations
@@ -202,10 +204,10 @@ Sink = Callable[[bytes], bool]  # writes bytes to the client now; False: the cli
 
 class Subscription:
     """One stream's place on the bus. While the stream replays, batches wait in a bounded
-    queue; once it is live, each batch is written to the client's socket right in `publish`
-    (the same bytes for everyone), so a thousand subscribers cost a thousand buffered writes
-    per flush and no task switches. A client whose unsent data passes a bound is cut off: it
-    resumes with Last-Event-ID."""
+    queue; once it is live, each batch goes to its sink right in the fan-out (the same bytes
+    for everyone, which the fan-out helper groups into one message), with no task switches.
+    A sink that refuses (the client is gone, or was cut off for taking too little) ends the
+    subscription as dropped: the client resumes with Last-Event-ID."""
 
     def __init__(self, key: str, size: int = SUBSCRIBER_QUEUE) -> None:
         self.key = key
@@ -272,9 +274,9 @@ class _Outbox:
 class EventBus:
     """Fans a job's batches out at most every FANOUT_INTERVAL_S (the first at once): a job
     may commit far more often (its crawl checkpoints before each request), and each fan-out
-    costs a socket write per subscriber, whatever it holds. With so many subscribers that a
-    fan-out takes longer than FANOUT_SHARE of that interval, the interval stretches (up to
-    FANOUT_MAX_INTERVAL_S), so the crawl keeps the rest of the daemon's time."""
+    costs a socket write per subscriber (in the fan-out helper), whatever it holds. If handing
+    a fan-out to the sinks takes this loop longer than FANOUT_SHARE of that interval, the
+    interval stretches (up to FANOUT_MAX_INTERVAL_S), so the crawl keeps the rest of its time."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, set[Subscription]] = {}
