@@ -381,7 +381,8 @@ async def test_a_nullable_date_field_is_a_date_string_or_null(
     }
     schema = {"type": "object", "properties": {"name": "string", "released": ["date", "null"]}}
     res = await client.post(
-        "/api/v1/scrape", json={"url": str(facesite.make_url("/catalog")), "schema": schema},
+        "/api/v1/scrape",
+        json={"url": str(facesite.make_url("/catalog")), "schema": schema},
         headers=A,
     )
     assert res.status in (200, 201, 202), await res.text()
@@ -393,7 +394,8 @@ async def test_a_nullable_date_field_is_a_date_string_or_null(
     assert sent == {"type": ["string", "null"], "format": "date"}
     bad = {"type": "object", "properties": {"when": ["date", "url"]}}
     res = await client.post(
-        "/api/v1/scrape", json={"url": str(facesite.make_url("/catalog")), "schema": bad},
+        "/api/v1/scrape",
+        json={"url": str(facesite.make_url("/catalog")), "schema": bad},
         headers=A,
     )
     await assert_error(res, 400, "schema.properties.when.type")
