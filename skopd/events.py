@@ -21,8 +21,9 @@ import msgspec
 
 SUBSCRIBER_QUEUE = 1024  # batches waiting while a stream replays
 RING_BYTES = 1 << 20  # recent frames kept in memory per live job, for streams that join late
-FANOUT_INTERVAL_S = 0.1  # a job's live streams are written at most this often
-FANOUT_SHARE = 0.1  # and no more often than keeps writing them under this share of the time
+FANOUT_INTERVAL_S = 0.1  # a job's live streams are written at most this often,
+FANOUT_PER_STREAM_S = 50e-6  # plus this per stream: each write costs the helper ~20 µs of CPU
+FANOUT_SHARE = 0.1  # and no more often than keeps handing them out under this share of time
 FANOUT_MAX_INTERVAL_S = 0.5
 _JSON = msgspec.json.Encoder()
 
@@ -274,9 +275,12 @@ class _Outbox:
 class EventBus:
     """Fans a job's batches out at most every FANOUT_INTERVAL_S (the first at once): a job
     may commit far more often (its crawl checkpoints before each request), and each fan-out
-    costs a socket write per subscriber (in the fan-out helper), whatever it holds. If handing
-    a fan-out to the sinks takes this loop longer than FANOUT_SHARE of that interval, the
-    interval stretches (up to FANOUT_MAX_INTERVAL_S), so the crawl keeps the rest of its time."""
+    costs a socket write per subscriber (in the fan-out helper), whatever it holds. So the
+    interval grows with the job's streams (by FANOUT_PER_STREAM_S each: the helper's writes
+    stay under about 40 % of a core, which on a small machine the crawl shares), and if
+    handing a fan-out to the sinks takes this loop longer than FANOUT_SHARE of the interval,
+    it stretches further (up to FANOUT_MAX_INTERVAL_S), so the crawl keeps the rest of its
+    time."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, set[Subscription]] = {}
@@ -359,7 +363,8 @@ class EventBus:
             for sub in list(subs):
                 sub.offer(batch)
             took = time.thread_time() - began
-            out.interval = min(max(FANOUT_INTERVAL_S, took / FANOUT_SHARE), FANOUT_MAX_INTERVAL_S)
+            least = FANOUT_INTERVAL_S + FANOUT_PER_STREAM_S * len(subs)
+            out.interval = min(max(least, took / FANOUT_SHARE), FANOUT_MAX_INTERVAL_S)
 
     def recent(self, job_id: str, after: int) -> tuple[bytes, int] | None:
         """The job's frames after `after` from memory, and the last id in them; None when
