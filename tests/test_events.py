@@ -442,7 +442,9 @@ async def test_streams_joining_a_live_job_get_every_event_once_from_ring_or_stor
     its events keep coming: each gets every later event exactly once, in order, then `done`;
     one that joins within the ring reads nothing from the store (the earlier joins may still
     be paging through it: only a read from where the last one starts would be its own)."""
-    monkeypatch.setattr(events, "RING_BYTES", 2000)  # ~10 page events: older ids are out
+    # ~20 page events (a 0.1 s batch holds ~8, ~1.5 KB): older ids are out, and the last
+    # batches, whatever their sizes, are in.
+    monkeypatch.setattr(events, "RING_BYTES", 4000)
     chain, hanging, release = 60, asyncio.Event(), asyncio.Event()
 
     async def page(request: web.Request) -> web.Response:
