@@ -35,6 +35,7 @@ from typing import Any, cast
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 import aiohttp
+import uvloop
 from aiohttp import web
 from lxml import etree
 from sitegen import PROMPT, all_documents, make_bench_site
@@ -431,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="requests in flight")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-bare", action="store_true", help="skip the bare loop")
+    parser.add_argument(
+        "--bare-uvloop",
+        action="store_true",
+        help="run the bare loop on uvloop, as `skopd serve` runs (default: asyncio's own loop)",
+    )
     parser.add_argument("--skip-skopd", action="store_true", help="skip the daemon")
     parser.add_argument("--python", default=sys.executable, help="interpreter for the daemon")
     parser.add_argument(
@@ -460,10 +466,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         bare = None
         if not args.skip_bare:
-            bare = asyncio.run(bare_crawl(origin, args.concurrency))
+            factory = uvloop.new_event_loop if args.bare_uvloop else None
+            with asyncio.Runner(loop_factory=factory) as runner:
+                bare = runner.run(bare_crawl(origin, args.concurrency))
             rate = bare.pages / bare.seconds
             _row("bare pages fetched", f"{bare.pages} pages + {bare.documents} documents")
-            _row("bare pages/s", f"{rate:.1f}  ({bare.seconds:.2f} s)")
+            loop_name = "uvloop" if args.bare_uvloop else "asyncio's loop; skopd serve is on uvloop"
+            _row("bare pages/s", f"{rate:.1f}  ({bare.seconds:.2f} s, {loop_name})")
             per_1000 = 1000 * bare.cpu_s / bare.pages
             _row("bare CPU s", f"{bare.cpu_s:.2f}  ({per_1000:.2f} s per 1,000 pages)")
         if not args.skip_skopd:

@@ -3,7 +3,7 @@
 Run from the repository root: ``.venv/bin/python bench/sse_bench.py [--subscribers N]``.
 The synthetic site (sitegen.py) and the subscribers each run in a process of their own, so
 neither is charged to the daemon; they share the machine's CPUs with it, so the subscribers
-read on bare sockets (uvloop's event loop when installed: ``pip install -e .[bench]``) to take
+read on bare sockets (on uvloop's event loop, a dependency of skopd's) to take
 as little CPU from the daemon as they can. Each round crawls the site alone, then with the
 subscribers joining as the job starts, then with them connected before it starts; the summary
 gives every target met or missed, and how much other work shared the CPUs. Prints figures;
