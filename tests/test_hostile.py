@@ -61,6 +61,7 @@ CASES: dict[str, Expect] = {
     "bad_charset": Expect(downloaded=1, found=1),
     "deep_html": Expect(downloaded=1, found=1),
     "nul_html": Expect(downloaded=1, found=1),
+    "retry_after": Expect(error="http_429", downloaded=1, found=1),
 }
 
 
@@ -200,3 +201,36 @@ async def test_a_sitemap_bomb_is_read_in_part(
     results = await _results(crawler, job_id)
     told = results["warnings"] + [e["error_message"] for e in results["errors"]]
     assert any("sitemap" in m for m in told), told
+
+
+async def test_a_retry_after_that_is_no_number_ends_only_its_request(
+    crawler: Client, site: HostileSite
+) -> None:
+    """Each 429/503 whose Retry-After is a superscript, other scripts' digits or a date in
+    them is that page's error; the crawl goes on and fetches the rest."""
+    job_id = await submit(crawler, site.url("/index/retry_after"), PROMPT)
+    status = await wait_done(crawler, job_id, timeout=40)
+    assert status["status"] == "completed", status
+    results = await _results(crawler, job_id)
+    errors = {e["page_url"]: e for e in results["errors"]}
+    for path, (answer, _) in hostile.HOSTILE_RETRY_AFTER.items():
+        error = errors.get(site.url(path))
+        assert error is not None, results["errors"]
+        assert error["error_type"] == f"http_{answer.split()[0].decode()}", error
+        assert error["is_recoverable"] is True
+    assert results["total_documents_downloaded"] == 1, results
+
+
+async def test_a_robots_txt_with_a_retry_after_that_is_no_number_is_unavailable(
+    crawler: Client, site: HostileSite
+) -> None:
+    """robots.txt answering 503 with such a Retry-After is retried, then the origin is
+    unavailable: the job fails saying so (not with an internal error)."""
+    site.hostile_robots = True
+    job_id = await submit(crawler, site.url("/index/retry_after"), PROMPT)
+    status = await wait_done(crawler, job_id, timeout=40)
+    assert status["status"] == "failed", status
+    results = await _results(crawler, job_id)
+    assert [e["error_type"] for e in results["errors"]] == ["robots_unavailable"], results
+    assert "robots.txt" in results["errors"][0]["error_message"]
+    assert site.hits["/robots.txt"] == 3  # asked again twice, then given up

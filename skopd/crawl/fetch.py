@@ -254,7 +254,11 @@ class Downloader:
                     if wait is None:
                         raise
                 else:
-                    wait = _wait_after_answer(resp, slot, attempt, retry, deadline)
+                    try:
+                        wait = _wait_after_answer(resp, slot, attempt, retry, deadline)
+                    except BaseException:
+                        resp.release()
+                        raise
                     if wait is None:
                         try:
                             yield resp
@@ -316,11 +320,15 @@ def retry_after(value: str | None, now: datetime | None = None) -> float | None:
     if not value:
         return None
     value = value.strip()
+    # Headers arrive decoded: "²" or "١٢" pass str.isdigit() but are no HTTP delay, and
+    # the date parser's int() reads other scripts' digits too. Only ASCII is HTTP.
+    if not value.isascii():
+        return None
     if value.isdigit():
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)

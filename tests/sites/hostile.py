@@ -26,6 +26,10 @@ Cases (`CASES`):
   bad_charset    an unknown charset, invalid UTF-8 and bytes in every encoding
   deep_html      100,000 nested elements, unclosed, between two links
   nul_html       NUL bytes, unclosed tags and comments, a stray </html> in the middle
+  retry_after    429 and 503 whose Retry-After is no number HTTP knows: a superscript
+                 digit, Arabic-Indic digits, a date in them, and a link to a good PDF
+
+`hostile_robots` set: robots.txt answers 503 with such a Retry-After.
 """
 
 from __future__ import annotations
@@ -67,16 +71,33 @@ CASES: dict[str, list[tuple[str, str]]] = {
     "bad_charset": [("/charset/bad", "board meeting minutes 2024 archive")],
     "deep_html": [("/html/deep", "board meeting minutes 2024 archive")],
     "nul_html": [("/html/nul", "board meeting minutes 2024 archive")],
+    "retry_after": [
+        ("/retry/superscript", "board meeting minutes 2024 archive"),
+        ("/retry/arabic", "board meeting minutes 2024 index"),
+        ("/retry/date", "board meeting minutes 2024 list"),
+        ("/after/retry-minutes-2024.pdf", "board meeting minutes 2024"),
+    ],
+}
+# Retry-After values that str.isdigit() or the date parser's int() would take for numbers.
+HOSTILE_RETRY_AFTER = {
+    "/retry/superscript": (b"429 Too Many Requests", "\u00b2".encode()),
+    "/retry/arabic": (b"503 Service Unavailable", "\u0661\u0662\u0660".encode()),
+    "/retry/date": (
+        b"503 Service Unavailable",
+        "Wed, \u0662\u0661 Oct 2015 07:28:00 GMT".encode(),
+    ),
 }
 # Pages that the malformed-but-readable pages link to: reaching them shows they were read.
 AFTER_CHARSET = "/after/charset-minutes-2024.pdf"
 AFTER_DEEP = "/after/deep-minutes-2024.pdf"
 AFTER_NUL = "/after/nul-minutes-2024.pdf"
+AFTER_RETRY = "/after/retry-minutes-2024.pdf"
 
 
 class HostileSite:
     def __init__(self) -> None:
         self.port = 0
+        self.hostile_robots = False
         self.hits: dict[str, int] = {}
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,7 +128,10 @@ class HostileSite:
             AFTER_CHARSET: self._pdf,
             AFTER_DEEP: self._pdf,
             AFTER_NUL: self._pdf,
+            AFTER_RETRY: self._pdf,
         }
+        for path, (status, value) in HOSTILE_RETRY_AFTER.items():
+            self._routes[path] = functools.partial(self._retry_after, status, value)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -160,7 +184,15 @@ class HostileSite:
         await _send(writer, b"200 OK", [(b"Content-Type", b"text/html")], body.encode())
 
     async def _robots(self, writer: asyncio.StreamWriter) -> None:
+        if self.hostile_robots:
+            value = HOSTILE_RETRY_AFTER["/retry/superscript"][1]
+            await self._retry_after(b"503 Service Unavailable", value, writer)
+            return
         await _send(writer, b"404 Not Found", [(b"Content-Type", b"text/plain")], b"")
+
+    async def _retry_after(self, status: bytes, value: bytes, writer: asyncio.StreamWriter) -> None:
+        head = [(b"Content-Type", b"text/plain"), (b"Retry-After", value)]
+        await _send(writer, status, head, b"come back later")
 
     async def _pdf(self, writer: asyncio.StreamWriter) -> None:
         body = PDF_HEAD + b"x" * 1000 + b"\n%%EOF\n"
