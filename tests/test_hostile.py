@@ -10,6 +10,7 @@ would take to hold, and no partial file is left in the job's folder.
 from __future__ import annotations
 
 import asyncio
+import json
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -234,3 +235,29 @@ async def test_a_robots_txt_with_a_retry_after_that_is_no_number_is_unavailable(
     assert [e["error_type"] for e in results["errors"]] == ["robots_unavailable"], results
     assert "robots.txt" in results["errors"][0]["error_message"]
     assert site.hits["/robots.txt"] == 3  # asked again twice, then given up
+
+
+@pytest.mark.parametrize(
+    "header", [b"X-API-Key: \xff\xfe\x80key", b"Authorization: Bearer k\xc3\x28\xffey"]
+)
+async def test_an_api_key_that_is_not_utf8_is_refused_with_401(
+    header: bytes, daemon_factory: Callable[..., Awaitable[Daemon]]
+) -> None:
+    """Raw bytes in the key's header: 401 in the JSON error shape, not a 500."""
+    d = await daemon_factory(server={"api_keys": ["right-key"]})
+    assert d.client is not None
+    port = d.client.server.port
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /scrape/status/job_x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        + header
+        + b"\r\n\r\n"
+    )
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.split(b" ", 2)[1] == b"401", answer
+    error = json.loads(body)
+    assert error["error"] is True and error["status_code"] == 401, error
+    assert "API key" in error["message"]

@@ -157,8 +157,9 @@ async def auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             "missing API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`"
         )
     # Compare against every key, in constant time, so timing tells nothing about near misses.
+    # A byte that is not UTF-8 arrives as a surrogate: kept as that byte, it matches no key.
     match = False
-    given = presented.encode()
+    given = presented.encode("utf-8", "surrogateescape")
     for key in keys:
         match |= hmac.compare_digest(given, key.encode())
     if not match:
