@@ -6,9 +6,12 @@ import asyncio
 import json
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
@@ -20,7 +23,9 @@ from skopd.crawl.recorder import Recorder
 from skopd.events import Batch, Event, EventBus, Subscription, make_event
 from skopd.models import Job, JobStatus, Parameters, utcnow
 from skopd.store import ProgressBatch, Store
+from skopd.web.middleware import SIGNER_KEY
 from skopd.web.state import BUS, STORE
+from skopd.web.tokens import TOKEN_TTL_S
 from tests.conftest import Daemon, submit, wait_done
 
 Client = TestClient[web.Request, web.Application]
@@ -156,9 +161,22 @@ async def test_streams_are_isolated_and_validated(keyed: Client, docsite: TestSe
     assert (await resp.json())["error"] is True
     resp = await keyed.get(f"/scrape/events/{job_id}")
     assert resp.status == 401
-    resp = await keyed.get(f"/scrape/events/{job_id}?last_event_id=-3", headers=ALICE)
-    assert resp.status == 400
-    assert "last_event_id" in (await resp.json())["message"]
+    for bad in ("-3", "%C2%B2", "%D9%A3", "1e3", "9" * 19):  # '²' and '٣' are str.isdigit()
+        resp = await keyed.get(f"/scrape/events/{job_id}?last_event_id={bad}", headers=ALICE)
+        assert resp.status == 400, bad
+        assert "last_event_id" in (await resp.json())["message"]
+    # The same superscript two, as UTF-8 bytes in the header (a raw request: clients encode).
+    port = keyed.server.port
+    assert port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"GET /scrape/events/{job_id} HTTP/1.1\r\nHost: x\r\nX-API-Key: sk-alice\r\n".encode()
+        + b"Last-Event-ID: \xc2\xb2\r\nConnection: close\r\n\r\n"
+    )
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"last_event_id" in answer
     await keyed.post(f"/scrape/cancel/{job_id}", headers=ALICE)
 
 
@@ -179,11 +197,44 @@ async def test_stream_tokens_keep_keys_out_of_urls(keyed: Client, docsite: TestS
     assert (await keyed.get(f"/scrape/events?token={token}")).status == 401
     assert (await keyed.get(f"/scrape/status/{job_id}?token={token}")).status == 401
     assert (await keyed.get(f"/scrape/events/{job_id}?token={token[:-2]}xx")).status == 401
+    forged = [f"x.{chr(233)}", f"{token[:-1]}{chr(233)}", f"{chr(233)}.{chr(233)}"]
+    for bad in [quote(f) for f in forged] + ["x.%FF", "%ED%A0%80.x", "x.%ED%A0%80"]:
+        resp = await keyed.get(f"/scrape/events/{job_id}?token={bad}")
+        assert resp.status == 401, bad  # not a 500: non-ASCII is just a bad signature
+        assert "token" in (await resp.json())["message"]
     # Bob cannot mint for Alice's job.
     resp = await keyed.post("/scrape/events/token", json={"job_id": job_id}, headers=BOB)
     assert resp.status == 404
     assert (await keyed.post("/scrape/events/token", json={"job": 1}, headers=ALICE)).status == 400
     await keyed.post(f"/scrape/cancel/{other}", headers=ALICE)
+
+
+async def test_a_stream_token_is_refused_once_it_has_expired(
+    keyed: Client, docsite: TestServer
+) -> None:
+    job_id = await submit(keyed, str(docsite.make_url("/")), PROMPT, headers=ALICE, max_depth=10)
+    signer = keyed.app[SIGNER_KEY]
+    now = [time.time()]
+    signer.clock = lambda: now[0]
+    tokens = {}
+    for scope in (job_id, None):
+        resp = await keyed.post("/scrape/events/token", json={"job_id": scope}, headers=ALICE)
+        assert resp.status == 201
+        minted = await resp.json()
+        expires = datetime.fromisoformat(minted["expires_at"]).timestamp()
+        assert expires == pytest.approx(now[0] + TOKEN_TTL_S, abs=1)
+        tokens[scope] = minted["token"]
+    paths = {job_id: f"/scrape/events/{job_id}", None: "/scrape/events"}
+    now[0] += TOKEN_TTL_S - 5  # still valid near the end of its life
+    for scope, token in tokens.items():
+        async with keyed.get(paths[scope], params={"token": token}) as resp:
+            assert resp.status == 200
+    now[0] += 10  # past it
+    for scope, token in tokens.items():
+        resp = await keyed.get(paths[scope], params={"token": token})
+        assert resp.status == 401
+        assert "expired" in (await resp.json())["message"]
+    await keyed.post(f"/scrape/cancel/{job_id}", headers=ALICE)
 
 
 async def test_all_jobs_stream_carries_only_the_callers_statuses(

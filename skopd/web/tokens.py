@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Callable
 
 import msgspec
 
@@ -24,27 +25,40 @@ class Claims(msgspec.Struct, array_like=True):
 
 
 class TokenSigner:
-    def __init__(self, secret: bytes | None = None, ttl_s: int = TOKEN_TTL_S) -> None:
+    def __init__(
+        self,
+        secret: bytes | None = None,
+        ttl_s: int = TOKEN_TTL_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._secret = secret or secrets.token_bytes(32)
         self.ttl_s = ttl_s
+        self.clock = clock  # unix time; replaceable, so expiry can be tested without waiting
 
     def mint(self, owner: str, job_id: str | None) -> tuple[str, int]:
-        expires = int(time.time()) + self.ttl_s
+        expires = int(self.clock()) + self.ttl_s
         body = _b64(msgspec.json.encode(Claims(owner, job_id, expires)))
         return f"{body}.{self._sign(body)}", expires
 
     def verify(self, token: str) -> Claims | None:
         body, _, signature = token.partition(".")
-        if not body or not hmac.compare_digest(signature, self._sign(body)):
+        # As bytes: compare_digest refuses a str with non-ASCII characters (TypeError); a
+        # query may also decode to lone surrogates, which only surrogatepass encodes.
+        expected = self._sign(body).encode()
+        if not body or not hmac.compare_digest(_bytes(signature), expected):
             return None
         try:
             claims = msgspec.json.decode(_unb64(body), type=Claims)
         except (msgspec.DecodeError, ValueError):
             return None
-        return claims if claims.expires >= time.time() else None
+        return claims if claims.expires >= self.clock() else None
 
     def _sign(self, body: str) -> str:
-        return _b64(hmac.new(self._secret, body.encode(), hashlib.sha256).digest())
+        return _b64(hmac.new(self._secret, _bytes(body), hashlib.sha256).digest())
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _b64(raw: bytes) -> str:
