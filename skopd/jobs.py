@@ -380,6 +380,8 @@ class Scheduler:
                 "elapsed_s": round(runtime, 3),
                 "pages": job.total_pages_crawled,
                 "documents": job.total_documents_downloaded,
+                # Why it failed ("Job failed: ..."), on the line that says it did.
+                **({"reason": job.message} if job.status is JobStatus.FAILED else {}),
             },
         )
 

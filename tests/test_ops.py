@@ -318,6 +318,41 @@ async def test_json_logs_show_job_transitions_and_never_an_api_key(
     assert key not in everything and wrong not in everything
 
 
+async def test_json_logs_show_each_error_and_why_a_job_failed(
+    spawn: Callable[..., Skopd], aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """One JSON line per error with the job's id and the error's code; a failed job's
+    state=failed line says why."""
+
+    async def home(_: web.Request) -> web.Response:
+        return web.Response(
+            text='<html><body><a href="/gone">board minutes 2024</a></body></html>',
+            content_type="text/html",
+        )
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    d = spawn()
+    await d.ready("--log-format", "json")
+    async with aiohttp.ClientSession() as http:
+        erring = await submit(http, d, str(server.make_url("/")))
+        failing = await submit(http, d, str(server.make_url("/nothing-here")))
+        assert (await wait_ended(http, d, erring))["status"] == "completed"
+        assert (await wait_ended(http, d, failing))["status"] == "failed"
+    await d.stop()
+
+    records = [json.loads(line) for line in d.stderr().splitlines()]
+    errors = [r for r in records if r.get("code") and r.get("job_id") == erring]
+    assert len(errors) == 1, errors
+    assert errors[0]["code"] == "http_404" and errors[0]["level"] == "warning"
+    assert errors[0]["url"] == str(server.make_url("/gone"))
+    ended = [r for r in records if r.get("job_id") == failing and r.get("state") == "failed"]
+    assert len(ended) == 1, records
+    assert "HTTP 404" in ended[0]["reason"], ended
+    assert "exc" not in ended[0]
+
+
 def _mentions(record: dict[str, Any], job_id: str) -> bool:
     return bool(record.get("job_id") == job_id or job_id in record["msg"])
 

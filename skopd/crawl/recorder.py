@@ -57,6 +57,7 @@ FLUSH_INTERVAL_S = 0.1
 STATUS_INTERVAL_S = 1.0
 MAX_ERRORS_STORED = 200
 MAX_WARNINGS = 100
+MAX_LOGGED_MESSAGE = 500  # characters of an error's message in its log line
 
 # The job row's columns a flush keeps up to date.
 _LIVE_FIELDS = (
@@ -210,6 +211,15 @@ class Recorder:
         recoverable: bool = True,
     ) -> None:
         self.errors_total += 1
+        # Every error is one log line, also those past the stored ones: a short message
+        # (a server's text could hold newlines), never a traceback.
+        log.warning(
+            "job %s error %s: %s",
+            self.job.job_id,
+            error_type,
+            " ".join(message.split())[:MAX_LOGGED_MESSAGE],
+            extra={"job_id": self.job.job_id, "code": error_type, "url": page_url},
+        )
         if self.errors_total > MAX_ERRORS_STORED:
             self.warning(f"more than {MAX_ERRORS_STORED} errors; later ones are not listed")
             return
