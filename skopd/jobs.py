@@ -23,11 +23,20 @@ from skopd.crawl.engine import JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import BadRequest, Conflict, NotFound, TooManyRequests
-from skopd.events import EventBus
+from skopd.events import EventBus, make_event
 from skopd.kinds.runner import KindRunner
-from skopd.models import Job, JobStatus, Parameters, ScrapeRequest, new_id, utcnow
+from skopd.models import (
+    Job,
+    JobStatus,
+    Parameters,
+    ScrapeRequest,
+    StatusResponse,
+    new_id,
+    status_view,
+    utcnow,
+)
 from skopd.relevance.backend import Relevance
-from skopd.store import Store
+from skopd.store import ProgressBatch, Store
 
 log = logging.getLogger("skopd.jobs")
 
@@ -175,10 +184,22 @@ class Scheduler:
         output = None if source is None else await self.store.output(source.job_id)
         if source is None or output is None:
             return None
-        job.seq = await self.store.insert_job(job)
-        await self.store.copy_pages(source.job_id, job.job_id)
-        await self.store.save_output(
-            job.job_id,
+        # A hit is no cache source (store.cached_job): only a crawl starts the window.
+        job.cache_key = None
+        job.started_at = utcnow()
+        job.relevance_backend = source.relevance_backend
+        job.model = source.model
+        message = f"{source.message} (the stored answer of {source.job_id})"
+        for name, value in _ended(JobStatus.COMPLETED, message).items():
+            setattr(job, name, value)
+        status = StatusResponse(**status_view(job, [], []))
+        events = [make_event(1, "status", status), make_event(2, "done", status)]
+        # The row, its events, the copied pages and the answer: one transaction, so a
+        # restart finds no job or a completed one (never a pending one it would crawl).
+        job.seq = await self.store.insert_cache_hit(
+            job,
+            ProgressBatch(events=events),
+            source.job_id,
             msgspec.structs.replace(
                 output,
                 cache_hit=True,
@@ -187,18 +208,8 @@ class Scheduler:
                 input_tokens=0,
                 output_tokens=0,
             ),
+            committed=lambda: self.bus.publish(job.job_id, job.owner, events),
         )
-        rec = Recorder(self.store, self.bus, job, next_seq=1)
-        now = utcnow()
-        rec.update(
-            started_at=now,
-            total_pages_crawled=0,
-            relevance_backend=source.relevance_backend,
-            model=source.model,
-        )
-        message = f"{source.message} (the stored answer of {source.job_id})"
-        rec.update(**_ended(JobStatus.COMPLETED, message))
-        await rec.flush()
         log.info(
             "job %s state=completed cache_hit_of=%s",
             job.job_id,

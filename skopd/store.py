@@ -487,17 +487,35 @@ class Store:
     ) -> int:
         """Store a new job's row, and with it (same transaction) the `first` records of its
         recorder; returns its seq. `committed` as in record_progress."""
-        cols = [c for c in _JOB_COLUMNS if c != "seq"]
-        values = [_encode(c, getattr(job, c)) for c in cols]
-        sql = f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
         seq: list[int] = []
 
         def write(conn: sqlite3.Connection) -> None:
-            cur = conn.execute(sql, values)
-            assert cur.lastrowid is not None
-            seq.append(cur.lastrowid)
+            seq.append(_insert_job_row(conn, job))
             if first is not None:
                 _write_progress(conn, job.job_id, first)
+
+        await self._atomic(write, committed)
+        return seq[0]
+
+    async def insert_cache_hit(
+        self,
+        job: Job,
+        first: ProgressBatch,
+        source_job: str,
+        output: JobOutput,
+        committed: Callable[[], None] | None = None,
+    ) -> int:
+        """A cache hit, whole, in one transaction: the new job's row (already ended) with its
+        `first` records, the saved pages of `source_job` copied to it, and its `output`. A
+        restart finds either no such job or a completed one, never a half-copied job that
+        would be queued and crawled over the copied pages. Returns the job's seq."""
+        seq: list[int] = []
+
+        def write(conn: sqlite3.Connection) -> None:
+            seq.append(_insert_job_row(conn, job))
+            _write_progress(conn, job.job_id, first)
+            _copy_pages(conn, source_job, job.job_id)
+            _write_output(conn, job.job_id, output)
 
         await self._atomic(write, committed)
         return seq[0]
@@ -534,10 +552,16 @@ class Store:
         return int(row[0]) if row else 0
 
     async def cached_job(self, cache_key: str, since: datetime) -> Job | None:
-        """The newest completed job with this cache key that ended at `since` or later."""
+        """The newest completed crawl with this cache key that ended at `since` or later.
+        Only a job that crawled is a source: a cache hit is not (hits are stored without a
+        key, and those of an older skopd, which kept it, are recognised by their answer), or
+        each hit would start the window again and the site would never be read again while
+        hits keep coming."""
         async with _read(
             self.r,
-            "SELECT * FROM jobs WHERE cache_key = ? AND status = ? ORDER BY seq DESC LIMIT 1",
+            "SELECT * FROM jobs WHERE cache_key = ? AND status = ? AND NOT EXISTS ("
+            "SELECT 1 FROM job_outputs o WHERE o.job_id = jobs.job_id "
+            "AND json_extract(o.output, '$.cache_hit') = 1) ORDER BY seq DESC LIMIT 1",
             (cache_key, JobStatus.COMPLETED.value),
         ) as cur:
             row = await cur.fetchone()
@@ -768,10 +792,7 @@ class Store:
 
     async def save_output(self, job_id: str, output: JobOutput) -> None:
         def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT OR REPLACE INTO job_outputs VALUES (?, ?)",
-                (job_id, msgspec.json.encode(output).decode()),
-            )
+            _write_output(conn, job_id, output)
 
         await self._atomic(write)
 
@@ -781,18 +802,6 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         return None if row is None else msgspec.json.decode(row[0], type=JobOutput)
-
-    async def copy_pages(self, source_job: str, job_id: str) -> None:
-        """A cache hit: the new job answers with the saved pages of the job it reuses."""
-
-        def write(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO page_contents SELECT ?, position, url, title, markdown, chunks, "
-                "chunk_count, success, error, scraped_at FROM page_contents WHERE job_id = ?",
-                (job_id, source_job),
-            )
-
-        await self._atomic(write)
 
     async def session_owner(self, session_id: str) -> str | None:
         async with _read(
@@ -890,6 +899,32 @@ class Store:
             (job_id,),
         ) as cur:
             return [row[0] for row in await cur.fetchall()]
+
+
+def _insert_job_row(conn: sqlite3.Connection, job: Job) -> int:
+    cols = [c for c in _JOB_COLUMNS if c != "seq"]
+    values = [_encode(c, getattr(job, c)) for c in cols]
+    cur = conn.execute(
+        f"INSERT INTO jobs ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values
+    )
+    assert cur.lastrowid is not None
+    return cur.lastrowid
+
+
+def _copy_pages(conn: sqlite3.Connection, source_job: str, job_id: str) -> None:
+    """A cache hit: the new job answers with the saved pages of the job it reuses."""
+    conn.execute(
+        "INSERT INTO page_contents SELECT ?, position, url, title, markdown, chunks, "
+        "chunk_count, success, error, scraped_at FROM page_contents WHERE job_id = ?",
+        (job_id, source_job),
+    )
+
+
+def _write_output(conn: sqlite3.Connection, job_id: str, output: JobOutput) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO job_outputs VALUES (?, ?)",
+        (job_id, msgspec.json.encode(output).decode()),
+    )
 
 
 def _write_progress(conn: sqlite3.Connection, job_id: str, batch: ProgressBatch) -> None:

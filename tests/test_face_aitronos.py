@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+from skopd.web.state import STORE
 from tests.conftest import Daemon
 from tests.face_clients import (
     KEY_A,
@@ -145,6 +147,53 @@ async def test_same_request_within_the_window_is_answered_from_the_cache(
     polled = await aitronos_wait(client, theirs["job_id"], KEY_B)
     assert polled["metadata"]["cache_hit"] is False
     assert facesite.app[HITS]["/products"] == hits + 2 + 3
+
+
+def _age(d: Daemon, job_id: str, by: timedelta) -> None:
+    """Moves a stored job's end back in time (what an hour of waiting would do)."""
+    with sqlite3.connect(d.cfg.database_path, timeout=10) as db:
+        (ended,) = db.execute(
+            "SELECT completed_at FROM jobs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        earlier = datetime.fromisoformat(ended) - by
+        db.execute(
+            "UPDATE jobs SET completed_at = ? WHERE job_id = ?",
+            (earlier.isoformat().replace("+00:00", "Z"), job_id),
+        )
+    db.close()
+
+
+async def test_a_cache_hit_does_not_stretch_the_window(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """Hits inside the window do not make it start again: once the crawl is older than the
+    window, the site is read again, however recent the last hit."""
+    d = await daemon_factory(server=KEYS)  # the window: an hour
+    client = d.client
+    assert client is not None
+    store = client.server.app[STORE]
+    url = str(facesite.make_url("/products?page=2"))
+    _, crawl = await post(client, url)
+    await aitronos_wait(client, crawl["job_id"], KEY_A)
+    _, hit = await post(client, url)
+    assert hit["metadata"]["cache_hit"] is True
+    _age(d, crawl["job_id"], timedelta(hours=2))  # the crawl is 2 h old, the hit just made
+
+    status, again = await post(client, url)
+
+    assert status == 202 and again["status"] == "pending"
+    data = await aitronos_wait(client, again["job_id"], KEY_A)
+    assert data["metadata"]["cache_hit"] is False
+    assert facesite.app[HITS]["/products"] == 2
+    # The next hit reuses the new crawl, and says so.
+    _, next_hit = await post(client, url)
+    assert next_hit["metadata"]["cache_hit"] is True
+    assert next_hit["extracted_data"] == data["extracted_data"]
+    first_output = await store.output(hit["job_id"])
+    next_output = await store.output(next_hit["job_id"])
+    assert first_output is not None and first_output.cached_from == crawl["job_id"]
+    assert next_output is not None and next_output.cached_from == again["job_id"]
+    assert facesite.app[HITS]["/products"] == 2
 
 
 async def test_cache_window_zero_crawls_every_time(

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
 
+from skopd.events import make_event
+from skopd.kinds.specs import job_for
+from skopd.models import JobOutput, JobStatus, PageContent, PagesSpec, utcnow
+from skopd.store import ProgressBatch, Store
 from tests.conftest import Daemon
 from tests.face_clients import (
     KEY_A,
@@ -133,3 +140,41 @@ async def test_addresses_the_crawler_may_not_visit_are_refused_naming_the_field(
     assert res.status == 400
     assert (await res.json())["error"]["message"].startswith("starterLinks[0]: ")
     assert await skop_listing(client, KEY_A) == {}
+
+
+async def test_a_cache_hit_is_stored_whole_or_not_at_all(tmp_path: Path) -> None:
+    """A hit's row, its pages and its answer are one transaction: when a part of it cannot
+    be written, nothing of it is there (a restart would otherwise queue a half-copied hit
+    and crawl over its copied pages)."""
+    store = Store(tmp_path / "x.db")
+    await store.open()
+    try:
+        spec = PagesSpec(urls=["http://a.test/"])
+        source = job_for("o", spec, "key")
+        source.status = JobStatus.COMPLETED
+        await store.insert_job(source)
+        page = PageContent(0, "http://a.test/", "A", "# A", [], True, None, utcnow())
+        await store.save_page(source.job_id, page)
+        answer = JobOutput(content="# A")
+        await store.save_output(source.job_id, answer)
+
+        hit = job_for("o", spec)
+        hit.status = JobStatus.COMPLETED
+        done = ProgressBatch(events=[make_event(1, "done", {})])
+        await store.insert_cache_hit(hit, done, source.job_id, answer)
+        assert (await store.get_job(hit.job_id)) is not None
+        assert [p.markdown for p in await store.pages_of(hit.job_id)] == ["# A"]
+        assert await store.output(hit.job_id) == answer
+        assert await store.last_event_seq(hit.job_id) == 1
+
+        # A page already stored under the new job's id makes the copy fail half way.
+        broken = job_for("o", spec)
+        broken.status = JobStatus.COMPLETED
+        await store.save_page(broken.job_id, page)
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.insert_cache_hit(broken, done, source.job_id, answer)
+        assert await store.get_job(broken.job_id) is None
+        assert await store.output(broken.job_id) is None
+        assert await store.last_event_seq(broken.job_id) == 0
+    finally:
+        await store.close()
