@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import re
 import sqlite3
@@ -19,6 +20,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from skopd import events
+from skopd.crawl import recorder
 from skopd.crawl.recorder import Recorder
 from skopd.events import Batch, Event, EventBus, Subscription, make_event
 from skopd.models import Job, JobStatus, Parameters, utcnow
@@ -623,3 +625,58 @@ async def test_cancels_at_once_end_the_job_once_with_one_history(
     assert [e["id"] for e in history] == list(range(1, len(history) + 1))
     assert [e["event"] for e in history].count("done") == 1
     assert history[-1]["data"]["status"] == "cancelled"
+
+
+async def test_a_changing_job_sends_a_status_at_least_once_a_second_as_clients_see_it(
+    tmp_path: Path,
+) -> None:
+    """A status is due at the first flush once STATUS_INTERVAL_S passed with a change (not at
+    every flush); the fan-out may hold it up to its longest interval: the sum stays within
+    the one second the stream promises. Driven by a clock the test sets, not by sleeping."""
+    assert (
+        recorder.STATUS_INTERVAL_S + recorder.FLUSH_INTERVAL_S + events.FANOUT_MAX_INTERVAL_S <= 1.0
+    )
+    store = Store(tmp_path / "x.db")
+    await store.open()
+    try:
+        job = Job(
+            job_id="job_beat", owner="", website="http://x.org/", prompt="minutes of 2024",
+            parameters=Parameters(), status=JobStatus.IN_PROGRESS, message="", created_at=utcnow(),
+        )  # fmt: skip
+        await store.insert_job(job)
+        rec = Recorder(store, EventBus(), job, next_seq=1)
+        now = [1000.0]
+        rec.clock = lambda: now[0]
+        statuses: list[float] = []  # the clock at each flush that wrote a status
+        flushes = 0
+        step = recorder.FLUSH_INTERVAL_S
+        for n in range(60):  # 6 s of a crawl fetching a page every flush
+            now[0] = 1000.0 + n * step
+            rec.page(f"http://x.org/{n}", 200, 1, 3, 12)
+            before = await store.last_event_seq(job.job_id)
+            await rec.flush()
+            flushes += 1
+            names = [name for _, name, _ in await store.events_after(job.job_id, before)]
+            if "status" in names:
+                statuses.append(now[0])
+        gaps = [b - a for a, b in itertools.pairwise(statuses)]
+        assert statuses[0] == 1000.0  # the first flush announces the job's state
+        assert max(gaps) <= recorder.STATUS_INTERVAL_S + step + 1e-6
+        assert min(gaps) >= recorder.STATUS_INTERVAL_S - 1e-6  # rate-limited, not every flush
+        assert len(statuses) < flushes / 3
+
+        # Nothing changes: no flush writes anything, so no status either.
+        last = await store.last_event_seq(job.job_id)
+        now[0] += 5.0
+        await rec.flush()
+        assert await store.last_event_seq(job.job_id) == last
+        rec.page("http://x.org/again", 200, 1, 3, 12)
+        await rec.flush()  # a change after 5 s: a status with it
+        last = await store.last_event_seq(job.job_id)
+        # A state change is announced at once, however recent the last status.
+        rec.update(message="Downloading documents")
+        await rec.flush()
+        names = [name for _, name, _ in await store.events_after(job.job_id, last)]
+        assert names == ["status"]
+    finally:
+        await store.close()

@@ -54,7 +54,10 @@ from skopd.store import (
 log = logging.getLogger("skopd.job")
 
 FLUSH_INTERVAL_S = 0.1
-STATUS_INTERVAL_S = 1.0
+# A status at least this often while anything changes. It is due on the first flush after
+# this (up to FLUSH_INTERVAL_S later), and the fan-out may hold it up to
+# events.FANOUT_MAX_INTERVAL_S: 0.4 + 0.1 + 0.5 keeps a client's gap between statuses <= 1 s.
+STATUS_INTERVAL_S = 0.4
 MAX_ERRORS_STORED = 200
 MAX_WARNINGS = 100
 MAX_LOGGED_MESSAGE = 500  # characters of an error's message in its log line
@@ -103,7 +106,8 @@ class Recorder:
         self._batch = ProgressBatch()
         self._dirty = False
         self._status_due = False
-        self._status_at = 0.0
+        self._status_at = -STATUS_INTERVAL_S
+        self.clock: Callable[[], float] = time.monotonic  # replaceable in tests
         self._done_sent = False
         self._lock = asyncio.Lock()
         # The crawl's checkpoint: frontier entries by key (the latest state of each wins, as
@@ -370,7 +374,7 @@ class Recorder:
 
     def _take(self) -> tuple[ProgressBatch, Callable[[], None]]:
         """The batch to write now, and what to do once it is in the store."""
-        now = time.monotonic()
+        now = self.clock()
         ended = not self.job.status.is_active
         if self._status_due or ended or now - self._status_at >= STATUS_INTERVAL_S:
             self._event("status", self.status())
