@@ -51,6 +51,12 @@ class PageEvent(msgspec.Struct):
     screenshot_url: str | None = None
 
 
+class SkippedPageEvent(PageEvent):
+    """A page not fetched: `skipped` says why ("disallowed": robots.txt); status is null."""
+
+    skipped: str = "disallowed"
+
+
 class DocumentEvent(msgspec.Struct):
     """A candidate was decided; the file fields are null unless it was downloaded."""
 

@@ -113,6 +113,12 @@ async def test_disallowed_urls_are_skipped_counted_and_shown(
         if e["event"] == "document"
     }
     assert decisions["/private/minutes-2024.pdf"] == "disallowed"
+    pages = {urlsplit(e["data"]["url"]).path: e["data"] for e in history if e["event"] == "page"}
+    for path in ("/private/a", "/private/b"):  # skipped: a page event says so, no status
+        assert pages[path]["skipped"] == "disallowed", pages[path]
+        assert pages[path]["status"] is None
+    assert "skipped" not in pages["/private/open/c"] and pages["/private/open/c"]["status"] == 200
+    assert results["total_pages_crawled"] == 3  # /, /private/open/c, /public/d
     # Crawl-delay: 1 spaced every request after robots.txt itself.
     after = [t for t, p in site.log if p != "/robots.txt"]
     assert len(after) >= 4
@@ -216,3 +222,22 @@ async def test_ignoring_robots_needs_the_daemon_to_allow_it(
     off = await daemon_factory(crawler={"respect_robots": False})
     await crawl(off, server)
     assert site.hits("/private/x") == 2
+
+
+async def test_disallowed_pages_get_at_most_max_pages_page_events(
+    daemon_factory: DaemonFactory, aiohttp_server: ServerFactory
+) -> None:
+    """A page linking 40 disallowed pages: the first 10 are errors, max_pages (5) of them
+    are page events, all 40 are counted."""
+    links = "".join(f'<a href="/private/{i}">Board meeting minutes {i}</a>' for i in range(40))
+    site = Site({"/robots.txt": robots("User-agent: *\nDisallow: /private/\n"), "/": html(links)})
+    server = await serve(aiohttp_server, site)
+    d = await daemon_factory()
+    status, results = await crawl(d, server, max_pages=5)
+    assert status["status"] == "completed"
+    assert "40 URLs were skipped: disallowed by robots.txt" in results["warnings"]
+    assert sum(e["error_type"] == "robots_disallowed" for e in results["errors"]) == 10
+    history = await events(d, status["job_id"])
+    skipped = [e["data"] for e in history if e["event"] == "page" and e["data"].get("skipped")]
+    assert len(skipped) == 5
+    assert all(urlsplit(p["url"]).path.startswith("/private/") for p in skipped)

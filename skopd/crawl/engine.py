@@ -569,7 +569,7 @@ class Crawl:
                 raise JobFailed(exc.kind, f"start page {item.url}: {exc.message}") from exc
             if exc.kind in ROBOTS_KINDS:
                 self.pages_started -= 1  # never requested
-                self._disallowed_page(item.url, exc)
+                self._disallowed_page(item, exc)
                 return
             self.rec.error(exc.kind, exc.message, item.url)
             return
@@ -681,7 +681,7 @@ class Crawl:
     def _page_admitted(self, item: Item, key: str, from_dated_page: bool) -> bool:
         refusal = self._known_refusal(item.url)
         if refusal is not None:
-            self._disallowed_page(item.url, refusal)
+            self._disallowed_page(item, refusal)
             return False
         if self.traps.page_link(item.url, key, from_dated_page) is not None:
             return False
@@ -893,11 +893,15 @@ class Crawl:
             )
         return FetchError("robots_disallowed", f"disallowed by robots.txt for {rules.agent}")
 
-    def _disallowed_page(self, url: str, refusal: FetchError) -> None:
-        """Counted for the final warning; the first few are listed, the rest would flood."""
+    def _disallowed_page(self, item: Item, refusal: FetchError) -> None:
+        """Counted for the final warning; the first few are listed as errors, the rest would
+        flood. Each is a `page` event saying it was skipped, up to max_pages of them (as
+        many as pages fetched can be)."""
         self.disallowed += 1
         if self.disallowed <= LISTED_ROBOTS_ERRORS:
-            self.rec.error(refusal.kind, refusal.message, url)
+            self.rec.error(refusal.kind, refusal.message, item.url)
+        if self.disallowed <= self.params.max_pages:
+            self.rec.skipped_page(item.url, item.depth, "disallowed")
 
     async def _seed_from_sitemaps(self) -> None:
         try:

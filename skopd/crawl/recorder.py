@@ -26,6 +26,7 @@ from skopd.events import (
     DocumentEvent,
     EventBus,
     PageEvent,
+    SkippedPageEvent,
     WarningEvent,
     make_event,
 )
@@ -158,6 +159,10 @@ class Recorder:
             self._batch.screenshots.append(screenshot)
             shot_url = screenshot.out().download_url
         self._event("page", PageEvent(url, status, depth, links, elapsed_ms, now, engine, shot_url))
+
+    def skipped_page(self, url: str, depth: int, why: str) -> None:
+        """A page the crawl did not fetch (`why`: "disallowed"): an event only, not a page."""
+        self._event("page", SkippedPageEvent(url, None, depth, 0, 0, utcnow(), skipped=why))
 
     def candidate(
         self,
