@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import Daemon
 from tests.face_clients import KEY_A, KEY_B, KEYS, Client, docs_wait, skop_listing, sse_events
 from tests.fake_ollama import Call, FakeOllama
-from tests.sites.facesite import DOC_PAGES, HITS
+from tests.sites.facesite import DOC_PAGES, HITS, RELEASE
 
 A = {"X-API-Key": KEY_A}
 DaemonFactory = Callable[..., Awaitable[Daemon]]
@@ -152,10 +152,21 @@ async def test_latest_job_of_the_session_and_not_found(
     _, elsewhere = await scrape(client, other, body(facesite, maxIterations=1))
     res = await client.get(f"/api/v1/scrape/{session}/scrape?jobId={elsewhere['jobId']}", headers=A)
     assert (await res.json())["status"] == "not_found"
+    # Without a jobId there is no job to report: an unknown session is a 404, and so is a
+    # session with no job (one whose first scrape was refused by a full queue).
     empty = str(uuid.uuid4())
-    await assert_error(
-        await client.get(f"/api/v1/scrape/{empty}/scrape", headers=A), 404, "not found"
+    res = await client.get(f"/api/v1/scrape/{empty}/scrape", headers=A)
+    await assert_error(res, 404, f"No scrape job found for session {empty}")
+    res = await client.get(
+        f"/api/v1/scrape/{empty}/pages", params={"url": "http://a.test/"}, headers=A
     )
+    await assert_error(res, 404, "not found")
+    # With one, an unknown session's job does not exist either.
+    res = await client.get(f"/api/v1/scrape/{empty}/scrape?jobId={first['jobId']}", headers=A)
+    assert res.status == 200 and await res.json() == {
+        "jobId": first["jobId"],
+        "status": "not_found",
+    }
 
 
 async def test_failed_job_lists_its_errors(
@@ -201,7 +212,7 @@ async def test_identical_input_reuses_the_stored_result_unless_skip_cache(
     ("payload", "fragment"),
     [
         ({"applicationName": "W"}, "starterLinks: is required"),
-        ({"starterLinks": ["http://a.test/"]}, "applicationName: is required"),
+        ({"starterLinks": ["http://a.test/"], "applicationName": "W" * 201}, "applicationName"),
         ({"starterLinks": [], "applicationName": "W"}, "starterLinks: must list"),
         ({"starterLinks": ["nope"], "applicationName": "W"}, "starterLinks[0]"),
         (
@@ -234,13 +245,11 @@ async def test_sessions_belong_to_their_key(
     await docs_wait(client, session, KEY_A)
     b = {"X-API-Key": KEY_B}
     await assert_error(
-        await client.get(f"/api/v1/scrape/{session}/scrape", headers=b), 404, "not found"
+        await client.get(f"/api/v1/scrape/{session}/scrape", headers=b), 404, "No scrape job found"
     )
-    await assert_error(
-        await client.get(f"/api/v1/scrape/{session}/scrape?jobId={created['jobId']}", headers=b),
-        404,
-        "not found",
-    )
+    res = await client.get(f"/api/v1/scrape/{session}/scrape?jobId={created['jobId']}", headers=b)
+    assert res.status == 200
+    assert await res.json() == {"jobId": created["jobId"], "status": "not_found"}
     status, _ = await scrape(client, session, body(facesite), key=KEY_B)
     assert status == 404
 
@@ -350,3 +359,50 @@ async def test_the_model_judges_the_links_the_words_do_not_decide(
     assert len(questions) == len(shown) >= 2
     skop = (await skop_listing(client, KEY_A))[created["jobId"]]
     assert skop["llm_calls"] >= len(questions) + 1  # and the plan
+
+
+async def test_without_an_application_name_the_starter_links_steer(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """applicationName is optional: the crawl keeps to the starter link's folder."""
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    status, created = await scrape(
+        client, session, {"starterLinks": [str(facesite.make_url("/docs/"))]}
+    )
+    assert status == 200, created
+    data = await docs_wait(client, session, KEY_A)
+    assert data["status"] == "finished" and data["result"]["finishReason"] == "no_more_links"
+    saved = {url.removeprefix(str(facesite.make_url(""))) for url in data["result"]["savedPages"]}
+    assert saved == set(DOC_PAGES)
+    assert facesite.app[HITS]["/blog/"] == 0 and facesite.app[HITS]["/login"] == 0
+
+
+async def test_saved_page_of_a_session_without_a_job_is_a_clear_404(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """A session whose only scrape was refused (full queue) has no job: GET .../pages says
+    so instead of naming a job "None"."""
+    d = await daemon_factory(server=KEYS, jobs={"max_concurrent_jobs": 1, "max_queued_jobs": 1})
+    client = d.client
+    assert client is not None
+    slow = {"starterLinks": [str(facesite.make_url("/slow"))]}
+    try:
+        for _ in range(2):  # one running, one queued: the queue is full
+            status, _ = await scrape(client, str(uuid.uuid4()), slow)
+            assert status == 200
+        for _ in range(200):
+            status, _ = await scrape(client, session := str(uuid.uuid4()), body(facesite))
+            if status == 429:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 429
+        res = await client.get(
+            f"/api/v1/scrape/{session}/pages",
+            params={"url": str(facesite.make_url("/docs/"))},
+            headers=A,
+        )
+        await assert_error(res, 404, f"No scrape job found for session {session}")
+        assert "None" not in (await res.json())["error"]["message"]
+    finally:
+        facesite.app[RELEASE].set()

@@ -231,11 +231,12 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -
 
 def _question(spec: DocsSpec) -> str:
     name = spec.application_name
-    if spec.application_version not in ("", "current"):
+    if name and spec.application_version not in ("", "current"):
         name += f" {spec.application_version}"
+    subject = f"the documentation of {name}" if name else "the documentation this page is part of"
     wanted = f" ({spec.prompt})" if spec.prompt else ""
     return (
-        f"Which of these links lead to pages of the documentation of {name}{wanted}: "
+        f"Which of these links lead to pages of {subject}{wanted}: "
         "manuals, guides, references, installation or configuration pages? Answer with the "
         "numbers of those links only; leave out blog posts, news, pricing, login and "
         "marketing pages unless they document the application."

@@ -73,12 +73,13 @@ def prompt_of(spec: Spec) -> str:
         return (spec.prompt or "").strip()
     if isinstance(spec, ExtractSpec):
         return ""
+    # Without an application name, the starter links' folders and the prompt steer.
     words = [spec.application_name, "documentation"]
     if spec.application_version not in ("", "current"):
         words.insert(1, spec.application_version)
     if spec.prompt:
         words.append(spec.prompt.strip())
-    return " ".join(words)
+    return " ".join(w for w in words if w)
 
 
 def website_of(spec: Spec) -> str:

@@ -61,7 +61,7 @@ def error_body(status: int, message: str, path: str) -> bytes:
 
 class ScrapeIn(msgspec.Struct, rename="camel"):
     starter_links: list[str]
-    application_name: str
+    application_name: str = ""  # optional: the starter links and the prompt steer without it
     application_version: str = "current"
     skip_cache: bool = False
     max_iterations: int = 50
@@ -76,7 +76,7 @@ def _session_id(request: web.Request) -> str:
 
 
 def parse(body: bytes, session_id: str) -> tuple[DocsSpec, bool]:
-    req = decode_body(body, ScrapeIn, "a JSON object with `starterLinks` and `applicationName`")
+    req = decode_body(body, ScrapeIn, "a JSON object with `starterLinks`")
     if not 1 <= len(req.starter_links) <= MAX_STARTERS:
         raise BadRequest(f"starterLinks: must list between 1 and {MAX_STARTERS} URLs")
     for i, url in enumerate(req.starter_links):
@@ -84,8 +84,8 @@ def parse(body: bytes, session_id: str) -> tuple[DocsSpec, bool]:
         if problem:
             raise BadRequest(f"starterLinks[{i}]: {problem}")
     name = req.application_name.strip()
-    if not 1 <= len(name) <= 200:
-        raise BadRequest("applicationName: must be between 1 and 200 characters")
+    if len(name) > 200:
+        raise BadRequest("applicationName: must be at most 200 characters")
     if not 1 <= req.max_iterations <= MAX_ITERATIONS:
         raise BadRequest(f"maxIterations: must be between 1 and {MAX_ITERATIONS}")
     if req.prompt is not None and len(req.prompt) > 500:
@@ -161,15 +161,27 @@ async def _session(request: web.Request) -> str:
     return session_id
 
 
+async def _latest(request: web.Request, session_id: str) -> str:
+    """The id of the session's latest scrape job; one 404 whether the session is unknown,
+    another key's, or has no job yet."""
+    store = request.app[STORE]
+    jobs = []
+    if await store.session_owner(session_id) == request[OWNER]:
+        jobs = await store.session_jobs(session_id)
+    if not jobs:
+        raise NotFound(f"No scrape job found for session {session_id}")
+    return jobs[0].job_id
+
+
 @routes.get("/api/v1/scrape/{session_id}/scrape")
 async def status(request: web.Request) -> web.Response:
-    session_id = await _session(request)
+    """With `jobId`: that job, or `status: "not_found"` when the caller has no such job in
+    this session (the session unknown or another key's included: "Job ID does not exist").
+    Without: the session's latest job, or a 404 when there is none to name."""
+    session_id = _session_id(request)
     job_id = request.query.get("jobId")
     if job_id is None:
-        latest = await request.app[STORE].session_jobs(session_id)
-        if not latest:
-            raise NotFound(f"No scrape job found for session {session_id}")
-        job_id = latest[0].job_id
+        job_id = await _latest(request, session_id)
     elif not UUID.match(job_id.lower()):
         raise BadRequest("jobId: must be a UUID")
     job_id = job_id.lower()
@@ -243,13 +255,10 @@ async def page(request: web.Request) -> web.Response:
     if not url:
         raise BadRequest("url: is required (a URL listed in result.savedPages)")
     store = request.app[STORE]
-    job_id = request.query.get("jobId")
-    jobs = await store.session_jobs(session_id)
-    if job_id is None and jobs:
-        job_id = jobs[0].job_id
-    face = None if job_id is None else await face_job(request, job_id.lower(), JobKind.DOCS)
+    job_id = request.query.get("jobId") or await _latest(request, session_id)
+    face = await face_job(request, job_id.lower(), JobKind.DOCS)
     if face is None or face.job.session_id != session_id:
-        raise NotFound(f"Job {job_id} not found in session {session_id}")
+        raise NotFound(f"Job {job_id[:80]} not found in session {session_id}")
     found = [p for p in await store.pages_of(face.job.job_id, url) if p.success]
     if not found:
         raise NotFound(f"Page {url[:200]} was not saved by job {face.job.job_id}")
