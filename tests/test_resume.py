@@ -8,6 +8,7 @@ import asyncio
 import collections
 import hashlib
 import json
+import secrets
 import signal
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -22,6 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from skopd.crawl.engine import CrawlState
+from skopd.crawl.traps import MAX_QUERIES_PER_PATH
 from skopd.models import utcnow
 from tests.conftest import Daemon, submit, wait_done
 from tests.process import SkopdProcess
@@ -347,3 +349,43 @@ async def test_the_timeout_counts_crawling_time_not_downtime(
     assert status["status"] == "completed", status
     assert "timeout of 60 s reached; results are what was found by then" in status["warnings"]
     app[slowsite.SITEMAP_GATE].set()
+
+
+async def test_a_resumed_crawl_goes_on_counting_its_traps(
+    daemon_factory: Callable[..., Awaitable[Daemon]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """A query-string trap (every page links fresh ?token= URLs of one path), the daemon
+    stopped half way: across both runs no more distinct URLs of the path are fetched than
+    the per-path limit, as in a run never stopped (its count is restored, not restarted)."""
+    fetched: collections.Counter[str] = collections.Counter()
+    a_third = asyncio.Event()
+
+    async def listing(request: web.Request) -> web.Response:
+        fetched[request.path_qs] += 1
+        if sum(p.startswith("/list?") for p in fetched) >= MAX_QUERIES_PER_PATH // 3:
+            a_third.set()
+        await asyncio.sleep(0.03)
+        fresh = "".join(
+            f'<a href="/list?token={secrets.token_hex(8)}">more {i}</a>' for i in range(3)
+        )
+        return web.Response(text=f"<html><body>{fresh}</body></html>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", listing)
+    app.router.add_get("/list", listing)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    d = await daemon_factory(crawler={"concurrency": CONCURRENCY})
+    assert d.client is not None
+    job_id = await submit(
+        d.client, str(site.make_url("/")), "board meeting list", max_depth=100, max_pages=5000
+    )
+    await asyncio.wait_for(a_third.wait(), 30)
+    await d.stop()
+    assert sum(p.startswith("/list?") for p in fetched) < MAX_QUERIES_PER_PATH
+
+    client = await d.start()
+    status = await wait_done(client, job_id, timeout=60)
+    assert status["status"] == "completed", status
+    assert any("query strings on one path" in w for w in status["warnings"]), status
+    assert sum(p.startswith("/list?") for p in fetched) <= MAX_QUERIES_PER_PATH

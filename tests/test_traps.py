@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import subprocess
+import sys
 from typing import Any
 
+import msgspec
 from aiohttp import web
 
 from skopd.crawl.traps import (
@@ -13,10 +16,13 @@ from skopd.crawl.traps import (
     DUPLICATE_CONTENT,
     MAX_DATE_CHAIN,
     MAX_QUERIES_PER_PATH,
+    MAX_SAVED_CONTENTS,
+    MAX_SAVED_COUNTS,
     QUERY_VARIANTS,
     REPEATED_SEGMENTS,
     URL_LENGTH,
     TrapGuard,
+    TrapState,
     date_pattern,
     repeated_segment,
     years,
@@ -96,6 +102,49 @@ def test_duplicate_content_is_recognised() -> None:
     assert not g.duplicate_content(b"<p>two</p>")
     assert g.duplicate_content(b"<p>one</p>")
     assert g.stopped == {DUPLICATE_CONTENT: 1}
+
+
+def test_the_guard_goes_on_from_its_checkpoint_in_another_process() -> None:
+    """The counters and page digests survive a restart: written by one interpreter (its
+    own hash() salt), read back by this one."""
+    script = (
+        "import sys, msgspec\n"
+        "from skopd.crawl.traps import TrapGuard\n"
+        "from skopd.crawl.urls import normalize_url\n"
+        "g = TrapGuard(2048, year_now=2025, max_queries_per_path=5, max_date_chain=3)\n"
+        "def add(url, dated): g.page_link(url, normalize_url(url), dated)\n"
+        "for i in range(5): add(f'http://h/list?s={i}', False)\n"
+        "for m in (1, 2, 3): add(f'http://h/cal/2024/0{m}', True)\n"
+        "g.duplicate_content(b'<p>one</p>')\n"
+        "sys.stdout.buffer.write(msgspec.msgpack.encode(g.checkpoint()))\n"
+    )
+    saved = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=True, timeout=60
+    ).stdout
+    g = guard(max_queries_per_path=5, max_date_chain=3)
+    g.restore(msgspec.msgpack.decode(saved, type=TrapState))
+    assert link(g, "http://h/list?s=99") == QUERY_VARIANTS  # the sixth variant
+    assert link(g, "http://h/cal/2024/04", from_dated_page=True) == CALENDAR  # the fourth
+    assert g.duplicate_content(b"<p>one</p>")  # a page of the first run
+    assert not g.duplicate_content(b"<p>two</p>")
+    assert g.state() == msgspec.msgpack.decode(msgspec.msgpack.encode(g.state()), type=TrapState)
+
+
+def test_the_checkpointed_guard_is_bounded() -> None:
+    g = guard(max_queries_per_path=10**6)
+    for i in range(MAX_SAVED_COUNTS + 500):
+        link(g, f"http://h/p{i}?s=1")
+    for _ in range(50):  # one path close to its limit
+        link(g, f"http://h/hot?s={secrets.token_hex(4)}")
+    for i in range(MAX_SAVED_CONTENTS + 100):
+        g.duplicate_content(b"page %d" % i)
+    state = g.state()
+    assert len(state.queries) == MAX_SAVED_COUNTS
+    assert state.queries["http://h/hot"] == 50  # the highest counts are kept
+    assert len(state.contents) == 8 * MAX_SAVED_CONTENTS
+    fresh = guard()
+    fresh.restore(state)
+    assert fresh.duplicate_content(b"page %d" % (MAX_SAVED_CONTENTS + 99))  # the newest kept
 
 
 # -- trap sites ---------------------------------------------------------------------

@@ -62,7 +62,7 @@ from skopd.crawl.fetch import (
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.robots import Robots, RobotsCache, origin_of
 from skopd.crawl.shell import looks_like_app_shell
-from skopd.crawl.traps import TrapGuard
+from skopd.crawl.traps import TrapGuard, TrapState
 from skopd.models import Job, Screenshot, StoredDocument, new_id, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
@@ -159,6 +159,7 @@ class CrawlState(msgspec.Struct, array_like=True):
     traps: dict[str, int]
     elapsed_s: float  # time spent crawling, over every run of the job
     job_bytes: int = 0  # downloaded, against jobs.max_job_bytes_mb
+    trap_state: TrapState | None = None  # the trap guard's counters and page digests
 
 
 class PageSink(Protocol):
@@ -365,6 +366,7 @@ class Crawl:
                 traps=dict(self.traps.stopped),
                 elapsed_s=round(self._elapsed(), 3),
                 job_bytes=self.job_bytes,
+                trap_state=self.traps.checkpoint(),
             )
         )
 
@@ -381,6 +383,8 @@ class Crawl:
             self.pages_started, self.pages_skipped = st.pages_started, st.pages_skipped
             self.probes, self.disallowed = st.probes, st.disallowed
             self.traps.stopped.update(st.traps)
+            if st.trap_state is not None:
+                self.traps.restore(st.trap_state)
             self.elapsed_before = st.elapsed_s
             self.job_bytes = st.job_bytes
             self.began = time.monotonic()

@@ -2,13 +2,19 @@
 
 The checks read a link's de-duplication key (`urls.normalize_url`), which is seen once per
 job, so a count per path or pattern counts distinct URLs. Each check is one pass over the
-URL; `TrapGuard` keeps the per-job counters and what it stopped.
+URL; `TrapGuard` keeps the per-job counters and what it stopped, and saves them with the
+crawl's checkpoint (`state`, `restore`), so a resumed crawl goes on counting where it was.
 """
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import re
+import time
 from collections import Counter
+
+import msgspec
 
 URL_LENGTH = "url_length"
 QUERY_VARIANTS = "query_variants"
@@ -21,6 +27,13 @@ MAX_SEGMENT_REPEATS = 2  # /a/b/a/b/a/b: "a" a third time is a loop
 MAX_DATE_CHAIN = 100  # date-like links found on date-like pages, per URL pattern
 EARLIEST_YEAR = 1900
 YEARS_AHEAD = 10
+# What the checkpoint keeps (it is written with every flush): the paths and patterns with
+# the highest counts (those nearest their limit), and the newest page digests. Up to these
+# sizes it is exact; a bigger guard is saved at most every SAVE_BIG_EVERY_S.
+MAX_SAVED_COUNTS = 4096
+MAX_SAVED_CONTENTS = 8192  # 64 KB of digests
+SAVE_BIG_EVERY_S = 2.0
+DIGEST_BYTES = 8
 
 # A year and a month (2024-06, 2024/6, 2024_06, 2024.06, and so full dates too), or a
 # year parameter (?year=2024): one pass over the URL.
@@ -56,6 +69,26 @@ def repeated_segment(key: str) -> bool:
     return False
 
 
+class TrapState(msgspec.Struct, array_like=True):
+    """A TrapGuard's counters as the checkpoint keeps them."""
+
+    queries: dict[str, int]
+    chains: dict[str, int]
+    contents: bytes  # DIGEST_BYTES per page, oldest first
+
+
+def _digest(body: bytes) -> bytes:
+    # Stable across processes (hash() is salted per process), and 64 bits are plenty for
+    # one job's pages.
+    return hashlib.blake2b(body, digest_size=DIGEST_BYTES).digest()
+
+
+def _highest(counts: Counter[str]) -> dict[str, int]:
+    if len(counts) <= MAX_SAVED_COUNTS:
+        return dict(counts)
+    return dict(heapq.nlargest(MAX_SAVED_COUNTS, counts.items(), key=lambda kv: kv[1]))
+
+
 class TrapGuard:
     """A job's trap checks; `stopped` counts the URLs (and pages) each kind held back."""
 
@@ -74,7 +107,10 @@ class TrapGuard:
         self.stopped: Counter[str] = Counter()
         self._queries: Counter[str] = Counter()
         self._chains: Counter[str] = Counter()
-        self._contents: set[int] = set()
+        self._contents: dict[bytes, None] = {}  # a set that keeps its order
+        self._saved: TrapState | None = None  # state(), while nothing changed
+        self._last: TrapState | None = None  # what checkpoint() gave last, and when
+        self._last_at = 0.0
 
     def page_link(self, url: str, key: str, from_dated_page: bool) -> str | None:
         """The trap that stops a link to a page, or None. Call once per distinct key."""
@@ -94,13 +130,44 @@ class TrapGuard:
 
     def duplicate_content(self, body: bytes) -> bool:
         """Whether an earlier page had exactly these bytes (its links are then known)."""
-        # 64 bits are plenty for one job's pages, and hash() is twice as fast as sha256.
-        digest = hash(body)
+        digest = _digest(body)
         if digest in self._contents:
             self.stopped[DUPLICATE_CONTENT] += 1
             return True
-        self._contents.add(digest)
+        self._contents[digest] = None
+        self._saved = None
         return False
+
+    def state(self) -> TrapState:
+        """The counters for the checkpoint (bounded: see MAX_SAVED_COUNTS)."""
+        if self._saved is None:
+            newest = list(self._contents)[-MAX_SAVED_CONTENTS:]
+            self._saved = TrapState(
+                _highest(self._queries), _highest(self._chains), b"".join(newest)
+            )
+        return self._saved
+
+    def checkpoint(self) -> TrapState:
+        """state(), at most every SAVE_BIG_EVERY_S once it is too big to save whole."""
+        now = time.monotonic()
+        big = (
+            len(self._queries) > MAX_SAVED_COUNTS
+            or len(self._chains) > MAX_SAVED_COUNTS
+            or len(self._contents) > MAX_SAVED_CONTENTS
+        )
+        if big and self._last is not None and now - self._last_at < SAVE_BIG_EVERY_S:
+            return self._last
+        self._last, self._last_at = self.state(), now
+        return self._last
+
+    def restore(self, state: TrapState) -> None:
+        """Go on from a checkpoint's counters (a resumed crawl)."""
+        self._queries.update(state.queries)
+        self._chains.update(state.chains)
+        raw = state.contents
+        for i in range(0, len(raw) - DIGEST_BYTES + 1, DIGEST_BYTES):
+            self._contents[raw[i : i + DIGEST_BYTES]] = None
+        self._saved = None
 
     def _stop(self, kind: str | None) -> str | None:
         if kind is not None:
@@ -123,6 +190,7 @@ class TrapGuard:
         if from_dated_page:
             pattern = date_pattern(key)
             self._chains[pattern] += 1
+            self._saved = None
             if self._chains[pattern] > self.max_chain:
                 return CALENDAR
         return None
@@ -132,6 +200,7 @@ class TrapGuard:
         if not query:
             return None
         self._queries[path] += 1
+        self._saved = None
         return QUERY_VARIANTS if self._queries[path] > self.max_queries else None
 
     def summary(self) -> list[str]:
