@@ -374,3 +374,36 @@ async def test_screenshot_without_a_browser_reads_static_html(
     assert result["screenshots"] == []
     warnings = (await skop_listing(client, KEY_A))[created["jobId"]]["warnings"]
     assert any("without a browser" in w for w in warnings), warnings
+
+
+async def test_each_failed_page_says_why(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """A page that answers 500, one that times out and a PDF: the job's error gives each
+    page's own reason, each URL once."""
+    client = await start(daemon_factory, crawler={"request_timeout_s": 2.0})
+    paths = ["/broken", "/slow", "/manual.pdf"]
+    urls = [str(facesite.make_url(p)) for p in paths]
+    _, created = await post(client, {"urls": [{"url": u} for u in urls]})
+    with pytest.raises(JobFailedError) as failed:
+        await spidra_wait_for_result(client, created["jobId"], KEY_A)
+    facesite.app[RELEASE].set()
+    error = str(failed.value)
+    parts = error.split("; ")
+    assert len(parts) == 3, error
+    for url, part in zip(urls, parts, strict=True):
+        assert part.startswith(f"Failed to scrape {url} — "), error
+        assert part.count(url) == 1, error
+    broken, slow, pdf = (p.split(" — ", 1)[1] for p in parts)
+    assert broken == "answered HTTP 500"
+    assert "timed out" in slow and "HTML page" not in slow
+    assert pdf == "a PDF document, not an HTML page"
+    # A page failing among pages that worked: the reason is in the job's errors.
+    _, mixed = await post(
+        client, {"urls": [{"url": str(facesite.make_url("/article"))}, {"url": urls[0]}]}
+    )
+    await spidra_wait_for_result(client, mixed["jobId"], KEY_A)
+    skop = await (await client.get(f"/scrape/status/{mixed['jobId']}", headers=A)).json()
+    assert any(
+        e["page_url"] == urls[0] and "HTTP 500" in e["error_message"] for e in skop["errors"]
+    ), skop["errors"]

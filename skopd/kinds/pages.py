@@ -4,8 +4,10 @@ optionally what the local model extracts from it for a prompt."""
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Literal
 
+from skopd.crawl import doctypes
 from skopd.crawl.engine import JobFailed
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.urls import normalize_url
@@ -14,6 +16,7 @@ from skopd.kinds.sink import ContentSink
 from skopd.models import Job, JobOutput, PageContent, PagesSpec, utcnow
 
 SEPARATOR = "\n\n---\n\n"
+_START_PAGE = re.compile(r"^start page \S+?(: | (?=\S))")
 
 
 async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -> str | None:
@@ -29,15 +32,22 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -
         nonlocal interrupted
         sink = ContentSink(ctx.store, job.job_id, first_position=position)
         problem = None
+        crawl = ctx.crawl(job, rec, judge, url, sink, **limits)
         try:
-            outcome = await ctx.crawl(job, rec, judge, url, sink, **limits).run()
+            outcome = await crawl.run()
             if outcome.reason == "interrupted":
                 interrupted = True
                 return
         except JobFailed as exc:
-            problem = exc.message
+            problem = _reason(exc.message, url)
             rec.error(exc.error_type, exc.message, url)
         if not sink.saved:
+            if problem is None:
+                problem = _recorded(rec, url)
+            if problem is None:
+                # Nothing went wrong, yet no page: the address holds a document.
+                problem = _not_a_page(url, crawl.pages_started)
+                rec.error("not_a_page", f"{url}: {problem}", url)
             await ctx.store.save_page(
                 job.job_id,
                 PageContent(
@@ -47,7 +57,7 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -
                     markdown="",
                     chunks=[],
                     success=False,
-                    error=problem or f"{url} is not an HTML page",
+                    error=problem,
                     scraped_at=utcnow(),
                 ),
             )
@@ -74,6 +84,31 @@ async def run(ctx: KindRunner, job: Job, rec: Recorder, resumed: bool = False) -
     if failed:
         return f"Scrape completed: {len(done)} page(s) scraped, {failed} failed"
     return "Scrape completed successfully"
+
+
+def _reason(message: str, url: str) -> str:
+    """A crawl's message about `url`, without the URL (the caller names the page once):
+    "start page U answered HTTP 500" -> "answered HTTP 500"."""
+    message = _START_PAGE.sub("", message, count=1)
+    for spelling in dict.fromkeys((url, normalize_url(url))):
+        message = message.replace(spelling, "the page")
+    return message
+
+
+def _recorded(rec: Recorder, url: str) -> str | None:
+    """The last error the crawl recorded about `url`, as a reason."""
+    key = normalize_url(url)
+    for error in reversed(rec.errors):
+        if error.page_url is not None and normalize_url(error.page_url) == key:
+            return _reason(error.error_message, url)
+    return None
+
+
+def _not_a_page(url: str, pages_started: int) -> str:
+    if pages_started == 0:  # the crawl found a document where it expected a page
+        kind = doctypes.type_from_url(url)
+        return f"a {kind.upper()} document, not an HTML page" if kind else "not an HTML page"
+    return "no HTML page could be read from it"
 
 
 async def _extract(

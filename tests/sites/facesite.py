@@ -11,6 +11,7 @@
   /docs/install/linux/, /docs/config/, /docs/api/, /docs/api/auth/   chapters
   /blog/, /blog/launch-party  not documentation;  /login, /pricing  junk
   /broken                  500
+  /manual.pdf              a PDF document (not an HTML page)
   /slow                    answers once ``app[RELEASE]`` is set (at most SLOW_MAX_S later)
 """
 
@@ -176,6 +177,11 @@ async def broken(_: web.Request) -> web.Response:
     return web.Response(status=500, text="oops")
 
 
+async def manual(_: web.Request) -> web.Response:
+    pdf = b"%PDF-1.4\n% Widgetron manual\n" + b"x" * 2000 + b"\n%%EOF\n"
+    return web.Response(body=pdf, content_type="application/pdf")
+
+
 @web.middleware
 async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[HITS][request.path] += 1
@@ -191,6 +197,7 @@ def make_facesite() -> web.Application:
     app.router.add_get("/products", products)
     app.router.add_get("/catalog", catalog)
     app.router.add_get("/broken", broken)
+    app.router.add_get("/manual.pdf", manual)
     app.router.add_get("/slow", slow)
     for path in (*DOC_PAGES, *OTHER_PAGES):
         app.router.add_get(path, pages)
