@@ -196,6 +196,25 @@ async def test_a_cache_hit_does_not_stretch_the_window(
     assert facesite.app[HITS]["/products"] == 2
 
 
+async def test_options_without_effect_are_accepted_and_share_the_cached_answer(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """llm_mode, wait_for_content and extract_images change nothing in the answer (the
+    reference does not say what llm_mode's values mean): any value is accepted, and a request
+    differing only in them is answered from the cache."""
+    client = await start(daemon_factory)
+    url = str(facesite.make_url("/products?page=3"))
+    status, first = await post(client, url, llm_mode="structured")
+    assert status == 202
+    done = await aitronos_wait(client, first["job_id"], KEY_A)
+    status, again = await post(
+        client, url, llm_mode="auto", wait_for_content=False, extract_images=True
+    )
+    assert status == 200 and again["metadata"]["cache_hit"] is True
+    assert again["extracted_data"] == done["extracted_data"]
+    assert facesite.app[HITS]["/products"] == 1
+
+
 async def test_cache_window_zero_crawls_every_time(
     daemon_factory: DaemonFactory, facesite: TestServer
 ) -> None:

@@ -25,6 +25,8 @@ PAGES_TIMEOUT_S = 300  # fetching at most five pages, and one model call
 MAX_PAGINATION_PAGES = 50  # "next" pages an extract job follows at most
 DOCS_TIMEOUT_S = 1800
 DOCS_MAX_DEPTH = 10
+# The defaults of the Aitronos options that are accepted and have no effect.
+NO_EFFECT = ExtractSpec(url="", schema={})
 # Aitronos's engine_type as the crawl's render_js.
 RENDER_BY_ENGINE = {"static": "never", "browser": "always", "hybrid": "auto"}
 
@@ -114,5 +116,12 @@ def cache_key(owner: str, spec: Spec) -> str:
     does not count: the same crawl asked for in another session is the same crawl."""
     if isinstance(spec, DocsSpec):
         spec = msgspec.structs.replace(spec, session_id="")
+    if isinstance(spec, ExtractSpec):  # options accepted without effect: the same answer
+        spec = msgspec.structs.replace(
+            spec,
+            llm_mode=NO_EFFECT.llm_mode,
+            wait_for_content=NO_EFFECT.wait_for_content,
+            extract_images=NO_EFFECT.extract_images,
+        )
     canonical = msgspec.json.encode(msgspec.to_builtins(spec), order="sorted")
     return hashlib.sha256(owner.encode() + b"\0" + canonical).hexdigest()

@@ -100,8 +100,8 @@ def parse(body: bytes) -> tuple[ExtractSpec, bool]:
         raise BadRequest("options.timeout: must be between 1 and 300")
     if o.engine_type is not None and o.engine_type not in ENGINES:
         raise BadRequest('options.engine_type: must be "static", "browser" or "hybrid"')
-    if o.llm_mode not in ("structured", "json"):
-        raise BadRequest('options.llm_mode: must be "structured" or "json"')
+    if len(o.llm_mode) > 100:  # accepted, no effect: Aitronos does not document its values
+        raise BadRequest("options.llm_mode: must be at most 100 characters")
     date_filter = None
     if o.date_filter is not None:
         date_filter = _date_filter(o.date_filter, schema)
