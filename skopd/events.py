@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -25,6 +26,7 @@ FANOUT_INTERVAL_S = 0.1  # a job's live streams are written at most this often,
 FANOUT_PER_STREAM_S = 50e-6  # plus this per stream: each write costs the helper ~20 µs of CPU
 FANOUT_SHARE = 0.1  # and no more often than keeps handing them out under this share of time
 FANOUT_MAX_INTERVAL_S = 0.5
+CAUGHT_UP_WAIT_S = 1.0  # at most this for a commit's publish that is on its way (see caught_up)
 _JSON = msgspec.json.Encoder()
 
 
@@ -267,15 +269,29 @@ class Subscription:
 
 
 class _Outbox:
-    """A job's batches published since its last fan-out."""
+    """A job's batches published since its last fan-out, and readers waiting for them."""
 
-    __slots__ = ("batches", "interval", "sent_at", "timer")
+    __slots__ = ("batches", "interval", "owner", "sent_at", "sent_seq", "timer", "waiters")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
         self.batches: list[Batch] = []
         self.sent_at = -FANOUT_MAX_INTERVAL_S
+        self.sent_seq = 0  # the last event handed to the job's streams
         self.interval = FANOUT_INTERVAL_S
         self.timer: asyncio.TimerHandle | None = None
+        self.waiters: list[tuple[int, asyncio.Future[None]]] = []  # (seq, until it is sent)
+
+    def release(self, everyone: bool = False) -> None:
+        """Wake the readers waiting for events that have gone out (or all of them)."""
+        waiting = []
+        for seq, fut in self.waiters:
+            if everyone or seq <= self.sent_seq:
+                if not fut.done():
+                    fut.set_result(None)
+            else:
+                waiting.append((seq, fut))
+        self.waiters = waiting
 
 
 class EventBus:
@@ -324,11 +340,12 @@ class EventBus:
         batch = Batch.of(events)
         out = self._outboxes.get(job_id)
         if out is None:
-            out = self._outboxes[job_id] = _Outbox()
+            out = self._outboxes[job_id] = _Outbox(owner)
         out.batches.append(batch)
         loop = asyncio.get_running_loop()
         due = out.sent_at + out.interval
-        if batch.done or loop.time() >= due:
+        waited = any(seq <= batch.last_seq for seq, _ in out.waiters)
+        if batch.done or waited or loop.time() >= due:
             self._fan_out(job_id, owner)
         elif out.timer is None:
             out.timer = loop.call_at(due, self._fan_out, job_id, owner)
@@ -355,9 +372,9 @@ class EventBus:
         batch = Batch.merge(out.batches)
         out.batches = []
         out.sent_at = asyncio.get_running_loop().time()
+        out.sent_seq = batch.last_seq
         if batch.done:
-            self._rings.pop(job_id, None)  # ended: streams that join now replay the store
-            del self._outboxes[job_id]
+            self._forget(job_id)  # ended: streams that join now replay the store
         else:
             ring = self._rings.get(job_id)
             if ring is None:
@@ -371,6 +388,47 @@ class EventBus:
             took = time.thread_time() - began
             least = FANOUT_INTERVAL_S + FANOUT_PER_STREAM_S * len(subs)
             out.interval = min(max(least, took / FANOUT_SHARE), FANOUT_MAX_INTERVAL_S)
+        out.release()  # after the streams were handed the batch
+
+    async def caught_up(self, job_id: str, seq: int) -> None:
+        """Return once the job's streams have been handed every event up to `seq` (its last
+        committed event when a status or results read took its snapshot): such a read is
+        answered only after that, so no stream has reported fewer documents than the read
+        does. It hurries the job's pending fan-out instead of waiting for its interval, and
+        waits only for a commit whose publish is on its way to the loop (the store's
+        callback runs a moment after the commit that a read can already see). A job with no
+        outbox here has nothing waiting: it ended, or it is not running in this process."""
+        out = self._outboxes.get(job_id)
+        if out is None or out.sent_seq >= seq:
+            return
+        self._fan_out(job_id, out.owner)
+        if out.sent_seq >= seq or self._outboxes.get(job_id) is not out:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        out.waiters.append((seq, fut))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(fut), CAUGHT_UP_WAIT_S)
+
+    def job_ended(self, job_id: str) -> None:
+        """The job's task is over, whatever its outcome (its last flush may have failed and
+        never published `done`): what it published goes out, then its ring and outbox are
+        freed. Streams still open on it replay the store from now on."""
+        out = self._outboxes.get(job_id)
+        if out is not None:
+            self._fan_out(job_id, out.owner)
+        self._forget(job_id)
+
+    def _forget(self, job_id: str) -> None:
+        self._rings.pop(job_id, None)
+        out = self._outboxes.pop(job_id, None)
+        if out is not None:
+            if out.timer is not None:
+                out.timer.cancel()
+            out.release(everyone=True)
+
+    def holds(self, job_id: str) -> bool:
+        """Whether the bus keeps memory for the job (a ring, or batches to fan out)."""
+        return job_id in self._rings or job_id in self._outboxes
 
     def recent(self, job_id: str, after: int) -> tuple[bytes, int] | None:
         """The job's frames after `after` from memory, and the last id in them; None when
@@ -396,6 +454,7 @@ class EventBus:
         for out in self._outboxes.values():
             if out.timer is not None:
                 out.timer.cancel()
+            out.release(everyone=True)
         for table in (self._jobs, self._owners):
             for subs in table.values():
                 for sub in subs:

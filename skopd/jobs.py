@@ -375,6 +375,9 @@ class Scheduler:
             last_flush = asyncio.ensure_future(rec.flush())
             self._last_flush[job_id] = last_flush
             last_flush.add_done_callback(lambda _: self._last_flush.pop(job_id, None))
+            # Whatever the last flush does (it may fail, or outlive this task), once it is
+            # over the bus frees the job's ring and outbox (`done` alone would not come).
+            last_flush.add_done_callback(lambda _: self.bus.job_ended(job_id))
             await asyncio.shield(last_flush)
         started = job.started_at or utcnow()
         runtime = (utcnow() - started).total_seconds()

@@ -389,6 +389,7 @@ class Snapshot(msgspec.Struct):
     warnings: list[str]
     documents: list[StoredDocument]
     screenshots: list[Screenshot] = msgspec.field(default_factory=list)
+    last_seq: int = 0  # the job's last event in this snapshot (asked with with_seq)
 
 
 class _Rows:
@@ -669,12 +670,17 @@ class Store:
             documents=await self.documents(job_id, conn),
         )
 
-    async def snapshot(self, job_id: str, with_documents: bool = False) -> Snapshot | None:
-        """The job, its errors, warnings and (optionally) documents, all as of one moment."""
-        task = asyncio.ensure_future(self._snapshot(job_id, with_documents))
+    async def snapshot(
+        self, job_id: str, with_documents: bool = False, with_seq: bool = False
+    ) -> Snapshot | None:
+        """The job, its errors, warnings and (optionally) documents, all as of one moment;
+        `with_seq`: and, for an active job, the last of its events in that moment."""
+        task = asyncio.ensure_future(self._snapshot(job_id, with_documents, with_seq))
         return await asyncio.shield(task)
 
-    async def _snapshot(self, job_id: str, with_documents: bool) -> Snapshot | None:
+    async def _snapshot(
+        self, job_id: str, with_documents: bool, with_seq: bool = False
+    ) -> Snapshot | None:
         conn = self._snapshots
         assert conn is not None, "store is not open"
         async with self._read_lock:
@@ -689,6 +695,9 @@ class Store:
                     warnings=await self.warnings(job_id, conn),
                     documents=await self.documents(job_id, conn) if with_documents else [],
                     screenshots=await self.screenshots(job_id, conn) if with_documents else [],
+                    last_seq=await self._last_seq(job_id, conn)
+                    if with_seq and job.status.is_active
+                    else 0,
                 )
             finally:
                 await conn.execute("COMMIT")
@@ -705,7 +714,10 @@ class Store:
             return [(row[0], row[1], row[2]) for row in await cur.fetchall()]
 
     async def last_event_seq(self, job_id: str) -> int:
-        async with _read(self.r, "SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:
+        return await self._last_seq(job_id, self.r)
+
+    async def _last_seq(self, job_id: str, conn: aiosqlite.Connection) -> int:
+        async with _read(conn, "SELECT max(seq) FROM events WHERE job_id = ?", (job_id,)) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row and row[0] is not None else 0
 

@@ -26,9 +26,10 @@ from skopd.events import Batch, Event, EventBus, Subscription, make_event
 from skopd.models import Job, JobStatus, Parameters, utcnow
 from skopd.store import ProgressBatch, Store
 from skopd.web.middleware import SIGNER_KEY
-from skopd.web.state import BUS, STORE
+from skopd.web.state import BUS, SCHEDULER, STORE
 from skopd.web.tokens import TOKEN_TTL_S
 from tests.conftest import Daemon, submit, wait_done
+from tests.sites import slowsite
 
 Client = TestClient[web.Request, web.Application]
 DaemonFactory = Callable[..., Awaitable[Daemon]]
@@ -680,3 +681,133 @@ async def test_a_changing_job_sends_a_status_at_least_once_a_second_as_clients_s
         assert names == ["status"]
     finally:
         await store.close()
+
+
+async def test_the_stream_never_shows_fewer_documents_than_results_and_status(
+    daemon_factory: DaemonFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a job runs, a results or status read is answered only once the job's streams
+    have been handed every event it reflects. Here the fan-out would hold batches 30 s: a
+    stream still gets every document a read shows before it could get them on its own (it
+    is given two seconds to read what its socket holds; the job runs several)."""
+    monkeypatch.setattr(slowsite, "PAGE_DELAY_S", 0.15)
+    monkeypatch.setattr(events, "FANOUT_INTERVAL_S", 30.0)
+    monkeypatch.setattr(events, "FANOUT_MAX_INTERVAL_S", 30.0)
+    site = await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
+    d = await daemon_factory()
+    client = d.client
+    assert client is not None
+    job_id = await submit(client, str(site.make_url("/")), slowsite.PROMPT, max_depth=10)
+    downloaded: set[str] = set()
+    found = [0]
+    started = asyncio.Event()
+
+    async def watch() -> None:
+        async with client.get(f"/scrape/events/{job_id}") as resp:
+            async for event in sse(resp):
+                started.set()
+                if event["event"] == "document":
+                    decision = event["data"]["decision"]
+                    if decision == "downloaded":
+                        downloaded.add(event["data"]["document_id"])
+                    if decision in ("downloaded", "too_large", "not_downloaded"):
+                        found[0] += 1
+
+    async def streamed(shown: set[str], shown_found: int) -> None:
+        for _ in range(200):  # 2 s, far less than the fan-out's 30 s
+            if shown <= downloaded and found[0] >= shown_found:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"the stream lacks {shown - downloaded} ({found[0]}/{shown_found})")
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.wait_for(started.wait(), 10)
+        mid_run = 0
+        while True:
+            results = await (await client.get(f"/scrape/results/{job_id}")).json()
+            shown = {doc["document_id"] for doc in results["documents"]}
+            await streamed(shown, results["total_documents_found"])
+            status = await (await client.get(f"/scrape/status/{job_id}")).json()
+            await streamed(set(), status["total_documents_found"])
+            if not status["is_active"]:
+                break
+            mid_run += bool(shown) and results["status"] == "in_progress"
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(watcher, 10)
+    finally:
+        watcher.cancel()
+    assert status["status"] == "completed"
+    assert mid_run >= 3, "too few reads while documents were coming in"
+
+
+async def test_a_jobs_ring_is_freed_when_its_task_ends_even_if_its_last_flush_fails(
+    daemon_factory: DaemonFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ring (up to RING_BYTES) and outbox of a job were freed only when `done` went out:
+    a job whose final flush fails never sends it, and kept them for the life of the daemon."""
+    hanging, release = asyncio.Event(), asyncio.Event()
+
+    async def page(_: web.Request) -> web.Response:
+        hanging.set()
+        await release.wait()
+        return web.Response(text="<p>late</p>", content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/", page)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    d = await daemon_factory()
+    client = d.client
+    assert client is not None
+    bus, store, scheduler = client.app[BUS], client.app[STORE], client.app[SCHEDULER]
+    job_id = await submit(client, str(site.make_url("/")), PROMPT)
+    await asyncio.wait_for(hanging.wait(), 30)
+    for _ in range(300):
+        if bus.live_owner(job_id) is not None:
+            break
+        await asyncio.sleep(0.01)
+    assert bus.holds(job_id)
+    record = store.record_progress
+
+    async def failing(
+        job: str, batch: ProgressBatch, committed: Callable[[], None] | None = None
+    ) -> None:
+        status = batch.job_fields.get("status") if batch.job_fields else None
+        if isinstance(status, JobStatus) and not status.is_active:
+            raise sqlite3.OperationalError("disk I/O error")  # the job's end is never stored
+        await record(job, batch, committed)
+
+    monkeypatch.setattr(store, "record_progress", failing)
+    release.set()
+    for _ in range(3000):
+        if not scheduler.running():
+            break
+        await asyncio.sleep(0.01)
+    assert not scheduler.running()
+    assert (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]
+    assert not bus.holds(job_id)
+    assert bus.live_owner(job_id) is None and bus.recent(job_id, 0) is None
+
+
+async def test_a_read_waits_until_the_streams_were_handed_what_it_shows() -> None:
+    bus = EventBus()
+    sub = bus.subscribe_job("job_c")
+    written: list[int] = []
+    sub.go_live(lambda chunk: written.extend(ids(chunk)) is None, last=0)
+    await asyncio.wait_for(bus.caught_up("job_unknown", 5), 1)  # not live here: no wait
+    bus.publish("job_c", "", frames(range(1, 4)))  # the first batch goes at once
+    bus.publish("job_c", "", frames(range(4, 7)))  # held for the interval
+    assert written == [1, 2, 3]
+    await asyncio.wait_for(bus.caught_up("job_c", 6), 1)  # hurried, not waited for
+    assert written == list(range(1, 7))
+    # A read saw a commit whose publish has not reached the loop yet: it waits for it.
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.05, bus.publish, "job_c", "", frames(range(7, 9)))
+    await asyncio.wait_for(bus.caught_up("job_c", 8), 1)
+    assert written == list(range(1, 9))
+    bus.job_ended("job_c")
+    assert not bus.holds("job_c")

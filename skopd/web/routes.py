@@ -29,7 +29,7 @@ from skopd.models import (
 )
 from skopd.store import Snapshot
 from skopd.web.middleware import OWNER
-from skopd.web.state import BROWSER, CONFIG, RELEVANCE, SCHEDULER, STORE
+from skopd.web.state import BROWSER, BUS, CONFIG, RELEVANCE, SCHEDULER, STORE
 
 routes = web.RouteTableDef()
 
@@ -44,14 +44,21 @@ async def _job(request: web.Request) -> Job:
     return (await _snapshot(request)).job
 
 
-async def _snapshot(request: web.Request, with_documents: bool = False) -> Snapshot:
-    """The caller's job as of one moment; another key's job is a 404 like a missing one."""
+async def _snapshot(
+    request: web.Request, with_documents: bool = False, streamed: bool = False
+) -> Snapshot:
+    """The caller's job as of one moment; another key's job is a 404 like a missing one.
+    `streamed`: answered only once the job's event streams have been handed every event of
+    that moment, so a stream never shows fewer documents than this answer (see
+    EventBus.caught_up)."""
     job_id = request.match_info["job_id"]
     snap = None
     if JOB_ID.match(job_id):
-        snap = await request.app[STORE].snapshot(job_id, with_documents)
+        snap = await request.app[STORE].snapshot(job_id, with_documents, with_seq=streamed)
     if snap is None or snap.job.owner != request[OWNER]:
         raise NotFound(f"job {job_id[:80]} not found")
+    if snap.last_seq:
+        await request.app[BUS].caught_up(job_id, snap.last_seq)
     return snap
 
 
@@ -83,12 +90,12 @@ async def submit(request: web.Request) -> web.Response:
 
 @routes.get("/scrape/status/{job_id}")
 async def status(request: web.Request) -> web.Response:
-    return json_response(_status(await _snapshot(request)))
+    return json_response(_status(await _snapshot(request, streamed=True)))
 
 
 @routes.get("/scrape/results/{job_id}")
 async def results(request: web.Request) -> web.Response:
-    snap = await _snapshot(request, with_documents=True)
+    snap = await _snapshot(request, with_documents=True, streamed=True)
     job, errors, warnings = snap.job, snap.errors, snap.warnings
     docs = [d.out() for d in snap.documents]
     found = job.total_documents_found
