@@ -389,3 +389,51 @@ async def test_a_resumed_crawl_goes_on_counting_its_traps(
     assert status["status"] == "completed", status
     assert any("query strings on one path" in w for w in status["warnings"]), status
     assert sum(p.startswith("/list?") for p in fetched) <= MAX_QUERIES_PER_PATH
+
+
+async def test_a_download_cut_off_by_sigkill_is_fetched_again_whole(
+    http: aiohttp.ClientSession,
+    spawn: Callable[[str], Skopd],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    """SIGKILL while a document is half written to its part file: the next start discards
+    the part, fetches the document again, and keeps it whole; nothing else is fetched twice
+    beyond what was in flight."""
+    held = slowsite.REPORTS[0, 0]
+    app = slowsite.make_slowsite(hold_document=held)
+    site = await aiohttp_server(app, host="127.0.0.1")
+    d = spawn("cut")
+    await d.start()
+    job_id = await _submit(http, d, site)
+    await asyncio.wait_for(app[slowsite.HALF_SENT].wait(), 60)
+    folder = d.documents / job_id
+    for _ in range(1000):  # the half that was sent reaches the part file
+        parts = [p for p in folder.iterdir() if p.name.startswith(".part")]
+        if parts and max(p.stat().st_size for p in parts) >= slowsite.DOC_CHUNK_BYTES:
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("no part file was being written")
+    code, _ = await d.signal(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    app[slowsite.DOCUMENT_GATE].set()  # from now on every download runs to its end
+
+    await d.start()
+    status = await _wait_ended(http, d, job_id)
+    assert status["status"] == "completed", status
+    results = await _results(http, d, job_id)
+    [doc] = [doc for doc in results["documents"] if _path(doc["url"]) == held]
+    whole = hashlib.sha256(slowsite.document_bytes(held)).hexdigest()
+    assert doc["sha256"] == whole
+    on_disk = collections.Counter(
+        hashlib.sha256(f.read_bytes()).hexdigest() for f in folder.iterdir()
+    )
+    assert on_disk == collections.Counter(d["sha256"] for d in results["documents"])
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".part")]
+    assert {_path(d["url"]) for d in results["documents"]} == slowsite.RELEVANT
+    hits = app[slowsite.HITS]
+    assert hits[held] == 2
+    twice = sorted(path for path, n in hits.items() if n > 1)
+    assert len(twice) <= CONCURRENCY, twice
+    code, _ = await d.signal(signal.SIGTERM)
+    assert code == 0

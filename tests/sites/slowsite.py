@@ -17,6 +17,10 @@ daemon can be killed in the middle of one.
                             document no page links); with `hold_sitemap`, /sitemap-2.xml
                             answers only once `app[SITEMAP_GATE]` is set
 
+With `hold_document=path`, that document sends its first half, sets `app[HALF_SENT]` and
+sends the rest only once `app[DOCUMENT_GATE]` is set: a download can be cut off in the
+middle, at a moment the test knows.
+
 Every page answers after PAGE_DELAY_S. Every document's bytes are distinct, so no download
 is a duplicate of another and the same documents come back whatever the crawl's order.
 """
@@ -31,6 +35,8 @@ from aiohttp import web
 
 HITS: Final = web.AppKey[collections.Counter[str]]("slowsite_hits")
 SITEMAP_GATE: Final = web.AppKey[asyncio.Event]("slowsite_sitemap_gate")
+HALF_SENT: Final = web.AppKey[asyncio.Event]("slowsite_half_sent")
+DOCUMENT_GATE: Final = web.AppKey[asyncio.Event]("slowsite_document_gate")
 
 SECTIONS: Final = 8
 PAGES_PER_SECTION: Final = 10
@@ -72,11 +78,12 @@ def _html(title: str, body: str) -> str:
     return f"<!doctype html><html><head><title>{title}</title></head><body>{body}</body></html>"
 
 
-def make_slowsite(hold_sitemap: bool = False) -> web.Application:
+def make_slowsite(hold_sitemap: bool = False, hold_document: str = "") -> web.Application:
     hits: collections.Counter[str] = collections.Counter()
     gate = asyncio.Event()
     if not hold_sitemap:
         gate.set()
+    half_sent, document_gate = asyncio.Event(), asyncio.Event()
 
     async def home(request: web.Request) -> web.Response:
         hits[request.path_qs] += 1
@@ -124,6 +131,9 @@ def make_slowsite(hold_sitemap: bool = False) -> web.Application:
         resp.content_length = len(data)
         await resp.prepare(request)
         for start in range(0, len(data), DOC_CHUNK_BYTES):
+            if request.path == hold_document and start == len(data) // 2:
+                half_sent.set()
+                await document_gate.wait()
             await asyncio.sleep(DOC_CHUNK_DELAY_S)
             await resp.write(data[start : start + DOC_CHUNK_BYTES])
         await resp.write_eof()
@@ -159,6 +169,8 @@ def make_slowsite(hold_sitemap: bool = False) -> web.Application:
     app = web.Application()
     app[HITS] = hits
     app[SITEMAP_GATE] = gate
+    app[HALF_SENT] = half_sent
+    app[DOCUMENT_GATE] = document_gate
     app.router.add_get("/", home)
     app.router.add_get("/s/{i:\\d+}", section)
     app.router.add_get("/s/{i:\\d+}/p/{j:\\d+}", page)
