@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd.relevance.doctext import DocTextError, extract_text
 from skopd.web.state import CONFIG
 from tests.conftest import Daemon, submit, wait_done
 
@@ -273,3 +274,19 @@ async def test_a_lost_file_is_a_404_that_shows_no_server_path(
     assert "no longer stored" in body["message"]
     root = str(client.server.app[CONFIG].documents_path)
     assert root not in body["message"] and str(folder) not in await resp.text()
+
+
+@pytest.mark.parametrize("shape", ["missing", "folder"])
+async def test_an_unreadable_document_error_shows_no_server_path(
+    shape: str, tmp_path: Path
+) -> None:
+    """The library's error names the file it could not read; the message a client gets
+    (unreadable_document) does not."""
+    path = tmp_path / "job_x" / ".part-0123abcd"
+    if shape == "folder":
+        path.mkdir(parents=True)
+    with pytest.raises(DocTextError) as caught:
+        await extract_text(path, "pdf")
+    message = str(caught.value)
+    assert message.startswith("unreadable pdf file: "), message
+    assert str(tmp_path) not in message and ".part-" not in message, message

@@ -1153,7 +1153,9 @@ class Crawl:
             )
         except DocTextError as exc:
             self.rec.warning("the text of some documents could not be read; judged by link")
-            self.rec.error("unreadable_document", exc.args[0], item.url, agent="scraper")
+            # doctext leaves paths out; a server path must never reach a client, whatever said it
+            message = str(exc.args[0]).replace(str(self.dir.parent), "<documents_dir>")
+            self.rec.error("unreadable_document", message, item.url, agent="scraper")
             return
         if not doc.text:
             return

@@ -86,12 +86,18 @@ def _extract(path: Path, doc_type: str, max_chars: int, max_pages: int, deadline
     except _Expired:
         raise DocTextError(f"reading the {doc_type} text took too long") from None
     except Exception as exc:  # every library error means the same thing: unreadable
-        raise DocTextError(f"unreadable {doc_type} file: {_describe(exc)}") from None
+        raise DocTextError(f"unreadable {doc_type} file: {_describe(exc, path)}") from None
     return out.result(clean_title(title))
 
 
-def _describe(exc: Exception) -> str:
-    text = " ".join(str(exc).split())[:200]
+def _describe(exc: Exception, path: Path) -> str:
+    """The library's words, without the file's path: the message is shown to API clients,
+    and the path would tell them where the server keeps its files."""
+    text = str(exc)
+    for where, shown in ((path, "the file"), (path.parent, "the job's folder")):
+        for spelling in {str(where), str(where.resolve())}:
+            text = text.replace(spelling, shown)
+    text = " ".join(text.split())[:200]
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
