@@ -1,7 +1,8 @@
 """Crash safety of the other faces' jobs: a documentation-scraper job killed (SIGKILL, a real
 `skopd serve`) or stopped with the daemon resumes from its checkpoint and saves exactly the
-pages of a run never interrupted; Spidra and Aitronos jobs stopped with the daemon run again
-at the next start and answer as a run never interrupted (no page, item or token twice)."""
+pages of a run never interrupted; Spidra and Aitronos jobs stopped with the daemon or killed
+(SIGKILL, a real `skopd serve`) run again at the next start and answer as a run never
+interrupted (no page, item or token twice)."""
 
 from __future__ import annotations
 
@@ -493,3 +494,122 @@ async def test_an_aitronos_job_stopped_with_the_daemon_reads_its_pages_again_onc
     status, cached = await _extract(client, url)
     assert status == 200 and cached["metadata"]["cache_hit"] is True
     assert cached["extracted_data"] == expected
+
+
+# -- killed (SIGKILL, a real `skopd serve`) --------------------------------------------------
+
+
+async def _until(check: Callable[[], Awaitable[bool]], what: str, limit_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not await check():
+        if loop.time() > deadline:
+            raise AssertionError(f"not seen in {limit_s} s: {what}")
+        await asyncio.sleep(0.02)
+
+
+def _recorded_pages(database: Path, job_id: str) -> list[str]:
+    """URLs of the job's pages the crawl recorded (what a resumed job knows it has done)."""
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT url FROM pages WHERE job_id = ?", (job_id,)).fetchall()
+    return [str(u) for (u,) in rows]
+
+
+async def _ended(http: aiohttp.ClientSession, url: str, active: tuple[str, ...]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+
+    async def ended() -> bool:
+        nonlocal data
+        data = await _get(http, url)
+        return data["status"] not in active
+
+    await _until(ended, f"{url} ended", 60.0)
+    return data
+
+
+async def test_a_killed_spidra_job_resumes_with_the_answer_of_an_uninterrupted_run(
+    http: aiohttp.ClientSession, spawn: Callable[[str], Skopd], facesite: TestServer
+) -> None:
+    d = spawn("spidra")
+    await d.start()
+    urls = [str(facesite.make_url(p)) for p in ("/article", "/slow", "/products")]
+    body = {"urls": [{"url": u} for u in urls]}
+    async with http.post(f"{d.base}/api/scrape", json=body, headers=A) as resp:
+        assert resp.status == 202, await resp.text()
+        job_id = (await resp.json())["jobId"]
+
+    async def two_recorded() -> bool:  # the article and the products; /slow holds the job
+        return len(_recorded_pages(d.database, job_id)) == 2 and facesite.app[HITS]["/slow"] > 0
+
+    await _until(two_recorded, "two of the three pages recorded")
+    code, _ = await d.signal(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert _in_store(d, job_id)[0] == "in_progress"
+
+    await d.start()
+    facesite.app[RELEASE].set()
+    view = await _ended(http, f"{d.base}/api/scrape/{job_id}", ("waiting", "active"))
+    assert view["status"] == "completed", view
+    result = view["result"]
+    assert [p["url"] for p in result["data"]] == urls  # each once, in the order asked
+    assert all(p["success"] for p in result["data"])
+    rows = _saved_rows(d.database, job_id)
+    assert sorted(p for p, _ in rows) == [0, 1, 2] and len({u for _, u in rows}) == 3
+    hits = facesite.app[HITS]
+    assert hits["/article"] == 1 and hits["/products"] == 1  # kept, not fetched again
+
+    # The same request never interrupted: the same pages and content.
+    async with http.post(f"{d.base}/api/scrape", json=body, headers=A) as resp:
+        again_id = (await resp.json())["jobId"]
+    again = await _ended(http, f"{d.base}/api/scrape/{again_id}", ("waiting", "active"))
+    assert again["result"]["data"] == result["data"]
+    assert again["result"]["content"] == result["content"]
+    code, _ = await d.signal(signal.SIGTERM)
+    assert code == 0
+
+
+async def test_a_killed_aitronos_job_resumes_with_the_items_of_an_uninterrupted_run(
+    http: aiohttp.ClientSession,
+    spawn: Callable[[str], Skopd],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    app = _listing()
+    site = await aiohttp_server(app, host="127.0.0.1")
+    url = str(site.make_url("/list?page=1"))
+    d = spawn("aitronos")
+    await d.start()
+    body = {"url": url, "schema": ITEM_SCHEMA, "options": {"follow_pagination": True}}
+    async with http.post(f"{d.base}/api/v1/scrape", json=body, headers=A) as resp:
+        assert resp.status == 202, await resp.text()
+        job_id = (await resp.json())["job_id"]
+
+    async def on_page_two() -> bool:
+        return bool(app[LIST_HITS].get(2))
+
+    await _until(on_page_two, "the job waiting on page 2")
+    code, _ = await d.signal(signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    assert _in_store(d, job_id)[0] == "in_progress"
+
+    await d.start()
+    app[GATE].set()
+    status_url = f"{d.base}/api/v1/scrape/jobs/{job_id}"
+    data = await _ended(http, status_url, ("pending", "processing"))
+    assert data["status"] == "completed", data
+    expected = [{"name": f"Lamp {k}", "price": 10 + k} for k in range(LISTING_PAGES * PER_PAGE)]
+    assert data["extracted_data"] == expected  # each item once, in page order
+    assert data["metadata"]["cache_hit"] is False
+    skop = await _get(http, f"{d.base}/scrape/status/{job_id}")
+    assert any(w.startswith("resumed after daemon restart: ") for w in skop["warnings"])
+
+    # A run never interrupted (the cache off for it): the same items.
+    async with http.post(
+        f"{d.base}/api/v1/scrape",
+        json={**body, "options": {"follow_pagination": True, "max_items": 12}},
+        headers=A,
+    ) as resp:
+        ref_id = (await resp.json())["job_id"]
+    ref = await _ended(http, f"{d.base}/api/v1/scrape/jobs/{ref_id}", ("pending", "processing"))
+    assert ref["metadata"]["cache_hit"] is False and ref["extracted_data"] == expected
+    code, _ = await d.signal(signal.SIGTERM)
+    assert code == 0
