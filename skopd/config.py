@@ -239,9 +239,13 @@ def load(path: str | Path) -> Config:
 
 
 def effective(cfg: Config) -> dict[str, object]:
-    """The configuration as a user reads it, with resolved storage paths."""
+    """The configuration as a user reads it, with resolved storage paths; API keys are
+    shown as "***", one per key (what is printed may end up in a terminal log or a ticket)."""
     out: dict[str, object] = msgspec.to_builtins(cfg)
     out.pop("base_dir", None)
+    server = out["server"]
+    assert isinstance(server, dict)
+    server["api_keys"] = ["***"] * len(cfg.server.api_keys)
     storage = out["storage"]
     assert isinstance(storage, dict)
     storage["database"] = str(cfg.database_path)

@@ -101,6 +101,15 @@ def test_cli_check_config_prints_effective_values(tmp_path: Path) -> None:
     assert values["storage"]["database"] == str(tmp_path / "var" / "skopd.db")
 
 
+def test_cli_check_config_never_prints_an_api_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[server]\napi_keys = ["sk-first-4f9a1c", "sk-second-77b2e0"]\n')
+    out = _cli("check-config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "sk-first" not in out.stdout + out.stderr and "sk-second" not in out.stdout
+    assert msgspec.json.decode(out.stdout)["server"]["api_keys"] == ["***", "***"]
+
+
 def test_cli_refuses_bad_config_and_open_public_server(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[crawler]\nconcurency = 3\n")
