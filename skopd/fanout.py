@@ -46,6 +46,12 @@ _REPLY = struct.Struct("<BI")
 _READ_BYTES = 1 << 18
 _FDS_PER_READ = 256
 STOP_WAIT_S = 2.0
+# Control bytes waiting for the helper beyond what its socket's kernel buffer holds. A helper
+# that is alive but does not read (stopped, starved) lets this grow: past it, the helper is
+# taken for stalled, killed, and its streams end as dropped (clients resume from the store
+# with Last-Event-ID); the next stream starts a new helper.
+MAX_QUEUED_BYTES = 16 << 20
+KILL_WAIT_S = 0.1
 
 
 def _ids(wids: list[int]) -> bytes:
@@ -56,11 +62,13 @@ class Fanout:
     """The daemon's side: attach a stream's socket, write to streams (consecutive writes of
     the same bytes become one message), end or drop them. Never blocks the loop."""
 
-    def __init__(self, max_unsent: int) -> None:
+    def __init__(self, max_unsent: int, max_queued: int = MAX_QUEUED_BYTES) -> None:
         self.max_unsent = max_unsent
+        self.max_queued = max_queued
         self._proc: subprocess.Popen[bytes] | None = None
         self._ctl: socket.socket | None = None
         self._queue: collections.deque[tuple[bytes, int]] = collections.deque()  # (bytes, fd)
+        self._queued = 0  # bytes in _queue
         self._writing = False
         self._replies = bytearray()
         self._streams: dict[int, Callable[[], None]] = {}  # id -> called when it is gone
@@ -122,6 +130,10 @@ class Fanout:
     def helper_pid(self) -> int | None:
         return None if self._proc is None else self._proc.pid
 
+    def queued(self) -> int:
+        """Bytes waiting for the helper to read them (at most max_queued)."""
+        return self._queued
+
     def _close_group(self) -> None:
         if self._data is None:
             return
@@ -160,8 +172,28 @@ class Fanout:
 
     def _put(self, data: bytes, fd: int = -1) -> None:
         self._queue.append((data, fd))
-        if not self._writing:
+        self._queued += len(data)
+        if self._queued > self.max_queued:
+            self._stalled()
+        elif not self._writing:
             self._send()
+
+    def _stalled(self) -> None:
+        """The helper has not read its socket for max_queued bytes: it is alive but stuck.
+        Kill it (a helper that woke up later would write stale batches), end its streams."""
+        log.warning(
+            "the live streams' writer took no data for %d bytes: restarting it, its %d "
+            "streams resume from the store",
+            self._queued,
+            len(self._streams),
+        )
+        proc = self._proc
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(KILL_WAIT_S)  # SIGKILL ends even a stopped process at once
+        self._lost()
 
     def _send(self) -> None:
         ctl = self._ctl
@@ -176,6 +208,7 @@ class Fanout:
                 else:
                     sent = ctl.send(data)
                     self._queue[0] = (data[sent:], -1)
+                self._queued -= sent
             except BlockingIOError:
                 break
             except OSError:
@@ -229,6 +262,7 @@ class Fanout:
             if fd >= 0:
                 os.close(fd)
         self._queue.clear()
+        self._queued = 0
         self._replies.clear()
         self._data, self._group = None, []
         streams, self._streams = self._streams, {}

@@ -4,6 +4,7 @@ helper's death loses nothing, keepalives and the stream's end come through it.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from skopd.fanout import Fanout
 from skopd.web import sse as sse_routes
 from skopd.web.state import FANOUT
 from tests.conftest import Daemon, submit, wait_done
@@ -140,3 +142,57 @@ async def test_a_waiting_live_stream_gets_keepalives_through_the_helper(
         events = [event async for event in sse(resp)]
     assert events[-1]["event"] == "done"
     assert d.client.app[FANOUT].streams() == 0
+
+
+async def _recv(sock: socket.socket, size: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    got = b""
+    while len(got) < size:
+        chunk = await asyncio.wait_for(loop.sock_recv(sock, size - len(got)), 10)
+        assert chunk, "closed"
+        got += chunk
+    return got
+
+
+async def test_a_helper_that_stops_reading_is_replaced_and_its_streams_resume() -> None:
+    """A stalled (not dead) helper must not let the daemon's queue of messages to it grow
+    without end: past max_queued bytes it is killed, its streams end as dropped (their
+    clients resume from the store), and the next stream gets a new helper."""
+    limit = 512 * 1024
+    fanout = Fanout(max_unsent=1 << 20, max_queued=limit)
+    ours, theirs = socket.socketpair()
+    ours2, theirs2 = socket.socketpair()
+    for sock in (theirs, theirs2):
+        sock.setblocking(False)
+    stalled = None
+    try:
+        gone: list[str] = []
+        wid = fanout.attach(ours, lambda: gone.append("first"))
+        assert wid and fanout.write(wid, b"hello")
+        assert await _recv(theirs, 5) == b"hello"  # the helper is up and writing
+        stalled = fanout.helper_pid()
+        assert stalled is not None
+        os.kill(stalled, signal.SIGSTOP)
+        chunk = b"x" * 65536
+        for _ in range(1000):
+            if gone:
+                break
+            fanout.write(wid, bytes(chunk))  # a new object each time: one message each
+            assert fanout.queued() <= limit
+            await asyncio.sleep(0)  # the write's group is closed and queued
+        assert gone == ["first"], "the stalled helper was never given up"
+        assert fanout.streams() == 0 and fanout.queued() == 0
+        assert not fanout.write(wid, b"late")
+        with pytest.raises(ProcessLookupError):  # killed and reaped, not left stopped
+            os.kill(stalled, 0)
+        wid2 = fanout.attach(ours2, lambda: gone.append("second"))
+        assert wid2 and fanout.write(wid2, b"again")
+        assert await _recv(theirs2, 5) == b"again"
+        assert fanout.helper_pid() not in (None, stalled)
+    finally:
+        if stalled is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(stalled, signal.SIGKILL)
+        await fanout.close()
+        for sock in (ours, theirs, ours2, theirs2):
+            sock.close()
