@@ -702,6 +702,61 @@ class Store:
             finally:
                 await conn.execute("COMMIT")
 
+    async def job_listing(
+        self, owner: str, status: JobStatus | None, kind: JobKind | None, limit: int, offset: int
+    ) -> tuple[int, list[tuple[Snapshot, JobOutput | None]]]:
+        """How many of the owner's jobs match, and a page of them (newest first), as of one
+        moment: each with its fatal errors only (what a listing says of a failure) and its
+        answer when completed. Four queries in one read transaction, whatever the page's size."""
+        task = asyncio.ensure_future(self._job_listing(owner, status, kind, limit, offset))
+        return await asyncio.shield(task)
+
+    async def _job_listing(
+        self, owner: str, status: JobStatus | None, kind: JobKind | None, limit: int, offset: int
+    ) -> tuple[int, list[tuple[Snapshot, JobOutput | None]]]:
+        conn = self._snapshots
+        assert conn is not None, "store is not open"
+        where, args = _job_filter(owner, status, kind)
+        async with self._read_lock:
+            await conn.execute("BEGIN")
+            try:
+                async with _read(conn, f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
+                    row = await cur.fetchone()
+                total = int(row[0]) if row else 0
+                async with _read(
+                    conn,
+                    f"SELECT * FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
+                    [*args, limit, offset],
+                ) as cur:
+                    jobs = [_job(r) for r in await cur.fetchall()]
+                ids = [job.job_id for job in jobs]
+                marks = ", ".join("?" * len(ids))
+                fatal: dict[str, list[JobErrorInfo]] = {i: [] for i in ids}
+                outputs: dict[str, JobOutput] = {}
+                if ids:
+                    async with _read(
+                        conn,
+                        f"SELECT * FROM errors WHERE job_id IN ({marks}) AND is_recoverable = 0 "
+                        "ORDER BY rowid",
+                        ids,
+                    ) as cur:
+                        for r in await cur.fetchall():
+                            fatal[r["job_id"]].append(_error_info(r))
+                    async with _read(
+                        conn,
+                        f"SELECT o.job_id, o.output FROM job_outputs o JOIN jobs j USING (job_id) "
+                        f"WHERE o.job_id IN ({marks}) AND j.status = ?",
+                        [*ids, JobStatus.COMPLETED.value],
+                    ) as cur:
+                        for r in await cur.fetchall():
+                            outputs[r[0]] = msgspec.json.decode(r[1], type=JobOutput)
+            finally:
+                await conn.execute("COMMIT")
+        listed = [
+            (Snapshot(job, fatal[job.job_id], [], []), outputs.get(job.job_id)) for job in jobs
+        ]
+        return total, listed
+
     async def events_after(
         self, job_id: str, after: int, limit: int = 1000
     ) -> list[tuple[int, str, bytes]]:
@@ -891,18 +946,7 @@ class Store:
             conn or self.r, "SELECT * FROM errors WHERE job_id = ? ORDER BY rowid", (job_id,)
         ) as cur:
             rows = await cur.fetchall()
-        return [
-            JobErrorInfo(
-                error_id=row["error_id"],
-                agent_name=row["agent_name"],
-                error_type=row["error_type"],
-                error_message=row["error_message"],
-                page_url=row["page_url"],
-                timestamp=_dt(row["timestamp"]) or datetime.min,
-                is_recoverable=bool(row["is_recoverable"]),
-            )
-            for row in rows
-        ]
+        return [_error_info(row) for row in rows]
 
     async def warnings(self, job_id: str, conn: aiosqlite.Connection | None = None) -> list[str]:
         async with _read(
@@ -999,6 +1043,18 @@ def _job_filter(
         where += " AND kind = ?"
         args.append(kind.value)
     return where, args
+
+
+def _error_info(row: sqlite3.Row) -> JobErrorInfo:
+    return JobErrorInfo(
+        error_id=row["error_id"],
+        agent_name=row["agent_name"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        page_url=row["page_url"],
+        timestamp=_dt(row["timestamp"]) or datetime.min,
+        is_recoverable=bool(row["is_recoverable"]),
+    )
 
 
 def _page_content(row: sqlite3.Row) -> PageContent:

@@ -251,6 +251,9 @@ async def test_listing_filters_and_pages(
     assert body["total"] == 3 and body["limit"] == 50 and body["offset"] == 0
     assert [j["job_id"] for j in body["jobs"]] == ids[::-1]
     assert all(set(j) == VIEW_KEYS for j in body["jobs"])
+    for listed in body["jobs"]:  # each as its own status view shows it
+        one = await client.get(f"/api/v1/scrape/jobs/{listed['job_id']}", headers=A)
+        assert listed == await one.json()
     res = await client.get("/api/v1/scrape/jobs?status=completed&limit=1&offset=1", headers=A)
     body = await res.json()
     assert body["total"] == 2 and [j["job_id"] for j in body["jobs"]] == [ids[0]]

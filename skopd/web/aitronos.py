@@ -273,15 +273,11 @@ async def list_jobs(request: web.Request) -> web.Response:
             raise BadRequest(f"status: must be one of {', '.join(STATUS.values())}")
     limit = _int(q, "limit", 50, 1, 100)
     offset = _int(q, "offset", 0, 0, 10**9)
-    store = request.app[STORE]
-    owner = request[OWNER]
-    jobs = await store.list_jobs(owner, state, limit, None, kind=JobKind.EXTRACT, offset=offset)
-    total = await store.count_jobs(owner, state, JobKind.EXTRACT)
-    views = []
-    for job in jobs:
-        face = await face_job(request, job.job_id, JobKind.EXTRACT)
-        if face is not None:
-            views.append(view(face))
+    # The page, its jobs' answers and the total: one read, as of one moment.
+    total, listed = await request.app[STORE].job_listing(
+        request[OWNER], state, JobKind.EXTRACT, limit, offset
+    )
+    views = [view(FaceJob(snap, output)) for snap, output in listed]
     return json_response(JobList(views, total, limit, offset))
 
 
