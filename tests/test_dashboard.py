@@ -20,6 +20,7 @@ from aiohttp.test_utils import TestServer
 from pyppeteer import launch  # type: ignore[import-untyped]
 
 from tests.conftest import Daemon, submit
+from tests.sites import slowsite
 
 # pyppeteer 2.0 passes `loop=` to websockets 10.
 pytestmark = pytest.mark.filterwarnings("ignore:remove loop argument:DeprecationWarning")
@@ -50,7 +51,10 @@ SNAPSHOT_JS = """() => {
     status: document.getElementById('job-status').textContent,
     ids: [...document.querySelectorAll('#documents li[data-document-id]')]
       .map((li) => li.dataset.documentId),
+    sources: Object.fromEntries([...document.querySelectorAll('#documents li[data-document-id]')]
+      .map((li) => [li.dataset.documentId, li.dataset.source])),
     final: final.hidden ? null : document.getElementById('final-count').textContent,
+    streamed: document.getElementById('final-streamed').textContent,
     finalStatus: document.getElementById('final-status').textContent,
   };
 }"""
@@ -238,9 +242,14 @@ async def assert_download(page: Any, d: Daemon, folder: Path) -> None:
 
 
 def assert_matches_results(watched: Watched, results: dict[str, Any]) -> None:
+    """The page shows the results' documents, each once, every one of them delivered by the
+    stream (before its `done`), none filled in from the results endpoint at the end."""
     docs = results["documents"]
     assert watched.duplicates == set(), f"documents shown twice: {watched.duplicates}"
     assert watched.final["final"] == str(len(docs))
+    missed = {i for i, source in watched.final["sources"].items() if source != "stream"}
+    assert missed == set(), f"documents the stream never delivered: {missed}"
+    assert watched.final["streamed"] == str(len(docs))
     assert sorted(watched.final["ids"]) == sorted(doc["document_id"] for doc in docs)
     assert watched.final["finalStatus"] == results["status"] == "completed"
 
@@ -318,3 +327,58 @@ async def test_dropped_stream_resumes_without_duplicates(
     resumed_from = [parse_qs(urlsplit(url).query).get("last_event_id", ["0"])[0] for url in streams]
     assert len(streams) >= 2, f"the stream was never reopened: {streams}"
     assert resumed_from[0] == "0" and int(resumed_from[-1]) > 0, streams
+
+
+# Before the page's own script: this job's `status` events never reach the page, and the
+# `page` events it gets are counted, in the same handler call that the page updates in.
+NO_STATUS_JS = """() => {
+  window.pagesStreamed = 0;
+  const Native = window.EventSource;
+  window.EventSource = class extends Native {
+    addEventListener(type, listener, options) {
+      if (type === 'status' && this.url.includes('/scrape/events/job_')) return;
+      if (type === 'page') {
+        const inner = listener;
+        listener = (ev) => {
+          if (!JSON.parse(ev.data).skipped) window.pagesStreamed += 1;
+          inner(ev);
+        };
+      }
+      super.addEventListener(type, listener, options);
+    }
+  };
+}"""
+PAGES_JS = """() => ({
+  shown: Number(document.getElementById('job-pages').textContent),
+  streamed: window.pagesStreamed,
+  ended: !document.getElementById('final').hidden,
+})"""
+
+
+async def test_pages_crawled_count_follows_page_events(
+    daemon_factory: DaemonFactory,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    page: Any,
+) -> None:
+    """Pages crawled goes up with each page event, not only when a status comes: here no
+    status event of the job reaches the page at all until the job's `done`."""
+    d = await daemon_factory(crawler={"request_timeout_s": 5.0})
+    assert d.client is not None
+    site = await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
+    job_id = await submit(d.client, str(site.make_url("/")), slowsite.PROMPT, max_depth=10)
+    await page.evaluateOnNewDocument(NO_STATUS_JS)
+    await goto(page, str(d.client.make_url(f"/#job/{job_id}")))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    most = 0
+    while True:
+        seen: dict[str, Any] = await page.evaluate(PAGES_JS)
+        if seen["ended"]:
+            break
+        assert seen["shown"] >= seen["streamed"], seen  # never behind the page events
+        most = max(most, seen["streamed"])
+        assert loop.time() < deadline, seen
+        await asyncio.sleep(0.05)
+    assert most >= 5, "too few page events while the job ran"
+    results = await d.client.get(f"/scrape/results/{job_id}")
+    assert seen["shown"] == (await results.json())["total_pages_crawled"]

@@ -295,7 +295,17 @@
   let view = null;
 
   function newView(jobId) {
-    return { jobId, stream: null, docs: new Set(), warnings: [], errors: new Map(), ended: false };
+    return {
+      jobId,
+      stream: null,
+      docs: new Set(),
+      streamed: 0, // documents that arrived by the stream (before `done`)
+      pageEvents: 0, // pages the stream reported one by one
+      statusPages: 0, // the latest status's count
+      warnings: [],
+      errors: new Map(),
+      ended: false,
+    };
   }
 
   function resetJobView(jobId) {
@@ -320,7 +330,8 @@
     if (typeof status.progress === "number") bar.value = status.progress;
     else bar.removeAttribute("value");
     $("job-agent").textContent = status.current_agent || "-";
-    $("job-pages").textContent = String(status.total_pages_crawled ?? 0);
+    v.statusPages = Math.max(v.statusPages, status.total_pages_crawled ?? 0);
+    renderPages(v);
     $("job-eta").textContent = eta(status);
     $("cancel-job").disabled = !status.is_active;
     // The status carries the full lists; adopt them unless the live events are already ahead.
@@ -330,6 +341,12 @@
     }
     for (const error of status.errors || []) addError(v, error);
     upsertJob(status, { onlyExisting: true });
+  }
+
+  // Page events count pages as they come; a status (also the one read before the stream
+  // opened, which may be ahead of the events replayed so far) never lowers the count.
+  function renderPages(v) {
+    $("job-pages").textContent = String(Math.max(v.pageEvents, v.statusPages));
   }
 
   function documentItem(doc) {
@@ -358,10 +375,15 @@
     );
   }
 
-  function addDocument(v, doc) {
-    if (view !== v || !doc || !doc.document_id) return;
+  // `source`: "stream" (a live document event) or "results" (filled in at the end from the
+  // results endpoint, which the stream should never need); kept on the item as data-source.
+  function addDocument(v, doc, source) {
+    if (view !== v || !doc || !doc.document_id || v.docs.has(doc.document_id)) return;
     v.docs.add(doc.document_id);
-    $("documents").append(documentItem(doc));
+    if (source === "stream") v.streamed += 1;
+    const item = documentItem(doc);
+    item.dataset.source = source;
+    $("documents").append(item);
   }
 
   function renderWarnings(v) {
@@ -381,7 +403,12 @@
   function onJobEvent(v, name, data) {
     if (view !== v) return;
     if (name === "status") renderStatus(v, data);
-    else if (name === "document" && data.decision === "downloaded") addDocument(v, data);
+    else if (name === "page") {
+      if (!data.skipped) {
+        v.pageEvents += 1; // a page robots.txt kept the crawl from is not a page crawled
+        renderPages(v);
+      }
+    } else if (name === "document" && data.decision === "downloaded") addDocument(v, data, "stream");
     else if (name === "warning" && typeof data.message === "string") {
       v.warnings.push(data.message);
       renderWarnings(v);
@@ -405,16 +432,16 @@
     }
   }
 
-  // The results endpoint is authoritative: anything the stream did not show is added.
+  // The results endpoint is authoritative: anything the stream did not show is added, marked
+  // as such; the final line says how many came live.
   function showResults(v, status, results) {
     if (view !== v) return;
     const documents = results.documents || [];
-    for (const doc of documents) {
-      if (!v.docs.has(doc.document_id)) addDocument(v, doc);
-    }
+    for (const doc of documents) addDocument(v, doc, "results");
     $("job-error").textContent = "";
     $("final-status").textContent = status.status;
     $("final-count").textContent = String(documents.length);
+    $("final-streamed").textContent = String(v.streamed);
     $("final-found").textContent = String(results.total_documents_found ?? 0);
     $("final-pages").textContent = String(results.total_pages_crawled ?? 0);
     $("final").hidden = false;
