@@ -1,8 +1,9 @@
 """Hostile file names never leave the job's folder.
 
 Names come from link text, from the URL's last segment and from Content-Disposition
-(`filename=` and RFC 5987 `filename*=`). For each hostile name, a site offers three
-documents named by it in those three ways; the job downloads them all, and every file lands
+(`filename=` and RFC 5987 `filename*=`), both on a link that does not look like a document
+and on a document link that says nothing of its own. For each hostile name, a site offers
+four documents named by it in those ways; the job downloads them all, and every file lands
 directly inside `documents_dir/<job_id>/` with a safe, unique name, is served back intact,
 and nothing appears anywhere else.
 """
@@ -54,7 +55,8 @@ HOSTILE: dict[str, str] = {
 
 
 def _site(names: list[str]) -> tuple[web.Application, dict[str, bytes]]:
-    """Each name three times: as link text, as the URL's file name, in Content-Disposition."""
+    """Each name four times: as link text, as the URL's file name, in Content-Disposition
+    (of a link with no extension, and of a document link with no text)."""
     bodies: dict[str, bytes] = {}
     links: list[str] = []
     for i, name in enumerate(names):
@@ -65,6 +67,8 @@ def _site(names: list[str]) -> tuple[web.Application, dict[str, bytes]]:
         links.append(f'<a href="/u/{i}/{quote(name, safe="")}.ppt"></a>')
         bodies[f"/cd/{i}"] = _ppt(f"by disposition {i}")
         links.append(f'<a href="/cd/{i}"></a>')
+        bodies[f"/dd/{i}"] = _ppt(f"by disposition of a document link {i}")
+        links.append(f'<a href="/dd/{i}/8812.ppt"></a>')
 
     async def home(_: web.Request) -> web.Response:
         return web.Response(
@@ -72,14 +76,14 @@ def _site(names: list[str]) -> tuple[web.Application, dict[str, bytes]]:
         )
 
     async def document(request: web.Request) -> web.Response:
-        # /t/<i>/<name>, /u/<i>/<name>, /cd/<i>: the name in the URL is not looked at.
+        # /t/<i>/<name>, /u/<i>/<name>, /cd/<i>, /dd/<i>/<name>: the URL's name is not read.
         kind, _, rest = request.raw_path.lstrip("/").partition("/")
         index = rest.partition("/")[0]
         body = bodies.get(f"/{kind}/{index}")
         if body is None:
             raise web.HTTPNotFound()
         headers = {}
-        if kind == "cd":
+        if kind in ("cd", "dd"):
             name = names[int(index)]
             ascii_form = name.encode("ascii", "backslashreplace").decode().replace('"', "'")
             ascii_form = "".join(c for c in ascii_form if c.isprintable())
@@ -168,7 +172,7 @@ async def test_a_hostile_name_lands_inside_the_job_folder(
     case: str, client: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
 ) -> None:
     results, bodies, folder = await _crawl_names(client, [HOSTILE[case]], aiohttp_server)
-    _check_files(results, folder, expected=3)
+    _check_files(results, folder, expected=4)
     await _fetch_back(client, results, bodies)
 
 
@@ -185,9 +189,49 @@ async def test_names_differing_only_in_case_or_normalisation_stay_apart(
         "file",
     ]
     results, bodies, folder = await _crawl_names(client, names, aiohttp_server)
-    files = _check_files(results, folder, expected=3 * len(names))
+    files = _check_files(results, folder, expected=4 * len(names))
     assert len(set(files)) == len(files)
     await _fetch_back(client, results, bodies)
+
+
+async def test_a_document_link_that_says_nothing_is_named_by_its_content_disposition(
+    client: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """/files/8812.ppt with no link text is called what the server's Content-Disposition
+    says; a link with words of its own keeps its name."""
+
+    async def home(_: web.Request) -> web.Response:
+        return web.Response(
+            text='<html><body><ul><li><a href="/files/8812.ppt"></a></li>'
+            '<li><a href="/files/8813.ppt">Board meeting minutes 2024, March</a></li>'
+            "</ul></body></html>",
+            content_type="text/html",
+        )
+
+    async def document(request: web.Request) -> web.Response:
+        served = {"8812": "Board meeting minutes 2024 (January).ppt", "8813": "scan0042.ppt"}
+        name = served[request.match_info["n"]]
+        return web.Response(
+            body=_ppt(name),
+            content_type=PPT,
+            headers={"Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    app = web.Application()
+    app.router.add_get("/", home)
+    app.router.add_get("/files/{n}.ppt", document)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    job_id = await submit(client, str(server.make_url("/")), PROMPT, confidence_threshold=0.0)
+    status = await wait_done(client, job_id, timeout=60)
+    assert status["status"] == "completed", status
+    results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    names = {doc["url"].rsplit("/", 1)[1]: doc["name"] for doc in results["documents"]}
+    assert names == {
+        "8812.ppt": "Board meeting minutes 2024 (January)",
+        "8813.ppt": "Board meeting minutes 2024, March",
+    }
+    files = sorted(os.listdir(client.server.app[CONFIG].documents_path / job_id))
+    assert any(f.endswith("_Board meeting minutes 2024_January.ppt") for f in files), files
 
 
 def _big_site(count: int, size: int) -> web.Application:

@@ -67,7 +67,7 @@ from skopd.models import Job, Screenshot, StoredDocument, new_id, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
 from skopd.relevance.doctext import TEXT_TYPES, DocTextError, extract_text
-from skopd.relevance.lexical import is_ambiguous
+from skopd.relevance.lexical import document_name, is_ambiguous
 from skopd.relevance.query import Query, build_query, link_priority
 from skopd.store import DEFERRED, DONE, SEEN, Checkpoint
 
@@ -1047,6 +1047,7 @@ class Crawl:
                 if ctype in HTML_TYPES and doctypes.type_from_magic(head) is None:
                     self._failed(item, "not_a_document", f"{item.url} answered with an HTML page")
                     return
+                _name_from_disposition(item, header(resp, "Content-Disposition"))
                 await self._store(item, resp, head)
         except FetchError as exc:
             if exc.kind in ROBOTS_KINDS:
@@ -1228,6 +1229,19 @@ class Crawl:
             f"({self.params.max_file_size_mb} MB) and were not downloaded"
         )
         self._decided(item, "too_large")
+
+
+def _name_from_disposition(item: Item, disposition: str | None) -> None:
+    """A link that says nothing of its own (no text, title, row or heading) named the
+    document from its URL; the file name the server gives is where many sites put the real
+    one. The candidate itself is unchanged: it was judged, and its probe decided, as linked."""
+    _, filename = doctypes.type_from_headers(None, disposition)
+    cand = item.candidate
+    if not filename or cand is None:
+        return
+    bare = msgspec.structs.replace(cand, filename="", url="", page_title="")
+    if document_name(bare) == "Untitled document":
+        item.name = _shown(document_name(msgspec.structs.replace(cand, filename=filename)))
 
 
 def _shown(name: str) -> str:
