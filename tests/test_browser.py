@@ -172,6 +172,25 @@ async def test_rendered_html_says_it_is_utf8(pools: PoolFactory, site: TestServe
     assert (link.url, link.text) == (url(site, "/docs/latin-1.pdf"), "Sitzung März")
 
 
+async def test_images_fonts_and_media_are_blocked_by_type_not_by_name(
+    pools: PoolFactory, site: TestServer
+) -> None:
+    """None of them has an extension a URL pattern would catch; the page's fetch() of JSON
+    goes through all the same."""
+    media = ("/picture?id=3", "/photo.JPG", "/typeface?f=1", "/clip?v=1")
+    rendered = await pools().render(url(site, "/media"))
+
+    assert url(site, "/docs/fetch-3.pdf") in rendered.links
+    assert site.app[HITS]["/api/fetch"] == 1
+    assert {path: site.app[HITS][path] for path in media} == dict.fromkeys(media, 0)
+
+    # The same page with blocking off: the browser does ask for them.
+    rendered = await pools(block_resources=False).render(url(site, "/media"))
+    assert url(site, "/docs/fetch-3.pdf") in rendered.links
+    assert site.app[HITS]["/picture?id=3"] == 1 and site.app[HITS]["/photo.JPG"] == 1
+    assert site.app[HITS]["/typeface?f=1"] == 1
+
+
 @pytest.mark.parametrize("path", ["/stuck", "/silent"])
 async def test_never_loading_page_is_cut_at_the_deadline(
     pools: PoolFactory, site: TestServer, path: str

@@ -28,7 +28,16 @@ from skopd.crawl.proxy import PolicyDestinations, Refused
 from tests.conftest import Daemon, make_config
 from tests.process import SkopdProcess
 from tests.sites.docsite import make_docsite
-from tests.sites.jsapp import AGENTS, CHAIN, HITS, JS_ONLY, make_jsapp
+from tests.sites.jsapp import (
+    AGENTS,
+    CHAIN,
+    ENGINES,
+    HITS,
+    INERT,
+    JS_ONLY,
+    MIXED_PLAIN,
+    make_jsapp,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 PROMPT = "council documents, notices, budget and reports"
@@ -227,22 +236,23 @@ async def test_a_page_that_never_loads_is_cut_and_the_job_goes_on(
 
 
 async def test_chromium_killed_mid_job_is_relaunched(daemon: Client, site: TestServer) -> None:
-    before = await browser_health(daemon)
     resp = await daemon.post(
         "/scrape",
         json={
-            "website": at(site, "/chain/1"),
+            "website": at(site, "/chains/killed/1"),
             "prompt": PROMPT,
             "parameters": {"confidence_threshold": 0.0, "max_depth": CHAIN},
         },
     )
     job_id = (await resp.json())["job_id"]
     end = time.monotonic() + 60
-    while site.app[HITS]["/api/chain?n=2"] == 0:  # the second page is being rendered
+    # The second page's script asked for its list (answered after 0.3 s): its render is on.
+    while site.app[HITS]["/api/chain?series=killed&n=2"] == 0:
         assert time.monotonic() < end
-        await asyncio.sleep(0.02)
-    pid = (await browser_health(daemon))["pid"]
-    assert isinstance(pid, int)
+        await asyncio.sleep(0.01)
+    before = await browser_health(daemon)
+    pid = before["pid"]
+    assert isinstance(pid, int) and before["pages_in_use"] >= 1
     os.kill(pid, signal.SIGKILL)
 
     while (await (await daemon.get(f"/scrape/status/{job_id}")).json())["is_active"]:
@@ -250,12 +260,147 @@ async def test_chromium_killed_mid_job_is_relaunched(daemon: Client, site: TestS
         await asyncio.sleep(0.1)
     results = await (await daemon.get(f"/scrape/results/{job_id}")).json()
     assert results["status"] == "completed"
-    # The pages after the crash were rendered by a new Chromium.
-    assert f"/docs/chain-{CHAIN}.pdf" in found(site, results)
+    # Every page's documents, the one cut by the crash included (rendered again by the new
+    # Chromium), and no page given up.
+    assert found(site, results) == {f"/docs/killed-chain-{n}.pdf" for n in range(1, CHAIN + 1)}
+    assert [e for e in results["errors"] if e["error_type"] == "render_failed"] == []
+    assert site.app[HITS]["/api/chain?series=killed&n=2"] == 2
     after = await browser_health(daemon)
-    assert after["crashes"] > before["crashes"]
-    assert after["launches"] > before["launches"]
+    assert after["crashes"] == before["crashes"] + 1
+    assert after["launches"] == before["launches"] + 1
     assert after["pid"] != pid
+
+
+async def test_a_render_that_fails_is_not_tried_again(daemon: Client, site: TestServer) -> None:
+    """always: the page is rendered directly, cut at the deadline, then read statically;
+    its static HTML is not sent to the browser a second time."""
+    status, results = await run_job(daemon, at(site, "/to-hang/once"), render_js="always")
+
+    assert status["status"] == "completed"
+    assert site.app[HITS]["/never.js?for=once"] == 1  # one render of /hang/once
+    [error] = [e for e in results["errors"] if e["error_type"] == "render_failed"]
+    assert error["page_url"] == at(site, "/hang/once")
+    assert "not rendered within 8 s" in error["error_message"]
+    assert found(site, results) == {"/docs/hang-once.pdf"}  # from its static HTML
+    assert results["metadata"]["pages_by_engine"] == {"http": 1, "browser": 1}
+
+
+# -- what each host needs, remembered -------------------------------------------------
+
+
+def requests_for(site: TestServer, path: str) -> dict[str, int]:
+    return {engine: site.app[ENGINES][path, engine] for engine in ("http", "browser")}
+
+
+async def test_a_host_of_shells_has_its_next_pages_rendered_directly(
+    daemon: Client, site: TestServer
+) -> None:
+    status, results = await run_job(daemon, at(site, "/chains/direct/1"), max_depth=CHAIN)
+
+    assert status["status"] == "completed"
+    assert found(site, results) == {f"/docs/direct-chain-{n}.pdf" for n in range(1, CHAIN + 1)}
+    # The first shell is fetched, then rendered; the others only rendered.
+    assert requests_for(site, "/chains/direct/1") == {"http": 1, "browser": 1}
+    for n in range(2, CHAIN + 1):
+        assert requests_for(site, f"/chains/direct/{n}") == {"http": 0, "browser": 1}, n
+    assert results["metadata"]["pages_by_engine"] == {"http": 0, "browser": CHAIN}
+
+
+async def test_direct_renders_stop_when_the_host_s_pages_stop_being_shells(
+    daemon: Client, site: TestServer
+) -> None:
+    """Two shells, then plain pages: the first plain pages are rendered directly (the host
+    looked like shells), then the host goes back to static fetches and plain pages are
+    not rendered at all."""
+    status, results = await run_job(daemon, at(site, "/mixed/shell/1"), max_depth=10)
+
+    assert status["status"] == "completed"
+    plain = {f"/docs/plain-{n}.pdf" for n in range(1, MIXED_PLAIN + 1)}
+    assert found(site, results) == {"/docs/mixed-1.pdf", "/docs/mixed-2.pdf"} | plain
+    assert requests_for(site, "/mixed/shell/2") == {"http": 0, "browser": 1}
+    assert requests_for(site, "/mixed/plain/1") == {"http": 0, "browser": 1}
+    assert requests_for(site, "/mixed/plain/2") == {"http": 0, "browser": 1}
+    for n in range(3, MIXED_PLAIN + 1):
+        assert requests_for(site, f"/mixed/plain/{n}") == {"http": 1, "browser": 0}, n
+
+
+async def test_a_host_whose_renders_find_nothing_more_is_left_alone(
+    site: TestServer, tmp_path: Path
+) -> None:
+    # One request at a time to the host (a render holds its slot): each page is fetched
+    # once the render before it is judged, so the count is exact.
+    cfg = make_config(
+        tmp_path, crawler={"per_host_concurrency": 1}, browser={"page_timeout_s": 8.0}
+    )
+    d = Daemon(cfg)
+    client = await d.start()
+    try:
+        status, results = await run_job(client, at(site, "/inert/1"), max_depth=10)
+    finally:
+        await d.stop()
+
+    assert status["status"] == "completed"
+    assert found(site, results) == {f"/docs/inert-{n}.pdf" for n in range(1, INERT + 1)}
+    for n in (1, 2, 3):  # shells, each rendered after its static fetch: nothing more
+        assert requests_for(site, f"/inert/{n}") == {"http": 1, "browser": 1}, n
+    for n in range(4, INERT + 1):  # still shells, read as static HTML
+        assert requests_for(site, f"/inert/{n}") == {"http": 1, "browser": 0}, n
+    assert results["metadata"]["pages_by_engine"] == {"http": INERT - 3, "browser": 3}
+
+
+async def test_host_memory_and_screenshots_survive_a_restart(
+    site: TestServer, tmp_path: Path
+) -> None:
+    """A job stopped with the daemon resumes rendering its host's pages directly, and a
+    screenshot written but never recorded (the daemon stopped in between) is removed."""
+    cfg = make_config(tmp_path, browser={"page_timeout_s": 8.0})
+    first = Daemon(cfg)
+    client = await first.start()
+    try:
+        resp = await client.post(
+            "/scrape",
+            json={
+                "website": at(site, "/chains/resume/1"),
+                "prompt": PROMPT,
+                "parameters": {"confidence_threshold": 0.0, "max_depth": CHAIN, "screenshot": True},
+            },
+        )
+        job_id = (await resp.json())["job_id"]
+        end = time.monotonic() + 60
+        while site.app[HITS]["/api/chain?series=resume&n=3"] == 0:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.02)
+    finally:
+        await first.stop()
+    before = dict(site.app[ENGINES])
+    orphan = cfg.documents_path / job_id / "screenshots" / "shot_orphan.png"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"\x89PNG\r\n\x1a\n")
+
+    second = Daemon(cfg)
+    client = await second.start()
+    try:
+        end = time.monotonic() + 120
+        while (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        results = await (await client.get(f"/scrape/results/{job_id}")).json()
+    finally:
+        await second.stop()
+
+    assert results["status"] == "completed"
+    docs = {f"/docs/resume-chain-{n}.pdf" for n in range(1, CHAIN + 1)}
+    assert found(site, results) == docs
+    after = site.app[ENGINES]
+    resumed = {
+        key: after[key] - before.get(key, 0)
+        for key in after
+        if key[0].startswith("/chains/resume/") and after[key] > before.get(key, 0)
+    }
+    assert resumed and all(engine == "browser" for _, engine in resumed)  # no static fetch
+    assert not orphan.exists()
+    folder = cfg.documents_path / job_id / "screenshots"
+    assert len(list(folder.iterdir())) == len(results["screenshots"]) > 0
 
 
 async def test_screenshots_are_stored_listed_and_served_after_a_restart(
@@ -318,6 +463,50 @@ async def test_missing_chromium_auto_warns_and_always_fails(
     assert failed["status"] == "failed"
     assert 'render_js is "always" but the browser is unavailable' in failed["message"]
     assert "/nonexistent/chromium" in failed["message"]
+
+
+async def test_chromium_that_fails_to_start_gives_one_warning_and_one_launch(
+    site: TestServer, tmp_path: Path
+) -> None:
+    """Several shell pages at once, their renders queued for one tab: one launch is tried
+    (within the 30 s back-off), one warning. A job of another face that asks for the
+    browser then reads static HTML with its one warning too."""
+    launches = tmp_path / "launches"
+    broken = tmp_path / "chromium"
+    broken.write_text(
+        f"#!/bin/sh\necho launch >> {launches}\nsleep 1\necho 'no display' >&2\nexit 1\n"
+    )
+    broken.chmod(0o755)
+    cfg = make_config(tmp_path, browser={"executable": str(broken), "max_pages": 1})
+    d = Daemon(cfg)
+    client = await d.start()
+    try:
+        status, results = await run_job(client, at(site, "/"))
+        health = await browser_health(client)
+        resp = await client.post(
+            "/api/scrape", json={"urls": [{"url": at(site, "/timer")}], "screenshot": True}
+        )
+        assert resp.status == 202, await resp.text()
+        face_job = (await resp.json())["jobId"]
+        end = time.monotonic() + 60
+        while (face := await (await client.get(f"/scrape/status/{face_job}")).json())["is_active"]:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+    finally:
+        await d.stop()
+
+    assert status["status"] == "completed"
+    [warning] = [w for w in status["warnings"] if "browser" in w or "Chromium" in w]
+    assert warning.startswith("pages that need JavaScript were read as static HTML: ")
+    assert "Chromium failed to start" in warning and "no display" in warning
+    assert launches.read_text().splitlines() == ["launch"]
+    assert health["launches"] == 0 and health["state"] == "unavailable"
+    assert results["metadata"]["pages_by_engine"]["browser"] == 0
+    assert {"/docs/static-1.pdf", "/docs/more-1.pdf"} <= found(site, results)
+
+    [warning] = [w for w in face["warnings"] if "browser" in w or "Chromium" in w]
+    assert warning.startswith("pages were read without a browser (Chromium failed to start")
+    assert launches.read_text().splitlines() == ["launch"]
 
 
 async def test_disabled_browser_is_reported(tmp_path: Path) -> None:

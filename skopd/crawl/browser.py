@@ -75,12 +75,12 @@ _FLAGS: Final = (
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--dns-prefetch-disable",
 )
-_MEDIA = (
-    "png jpg jpeg gif webp avif svg ico bmp tif tiff woff woff2 ttf otf eot "
-    "mp4 webm ogg ogv mp3 wav m4a m4v mov avi flac".split()
-)
+# Not loaded when block_resources is on, whatever their URL looks like (/img?id=3, a CDN's
+# hashed name): paused by the Fetch domain on their type and failed as blocked.
+_BLOCKED_TYPES: Final = ("Image", "Font", "Media")
 # Documents are the crawler's to fetch; an <iframe src=x.pdf> would download it whole.
 _DOCUMENTS = "pdf doc docx xls xlsx ppt pptx odt ods odp rtf zip".split()
+_SOURCE_MAX_BYTES: Final = 2 * 1024 * 1024  # a served HTML larger than this is not handed back
 
 _LAUNCH_TIMEOUT_S: Final = 20.0
 _RELAUNCH_AFTER_FAILURE_S: Final = 30.0
@@ -182,7 +182,15 @@ class NotAPage(RenderError):
 
 
 class BrowserUnavailable(RenderError):
-    """No render can be attempted: disabled, no executable, or Chromium failed to start."""
+    """No render can be attempted: disabled, no executable, or Chromium failed to start.
+
+    Its message is "browser unavailable: <reason>", the same for every render refused for
+    the same reason (whether it was refused before or after waiting for a tab)."""
+
+
+class BrowserGone(RenderError):
+    """Chromium itself exited during the render (killed, out of memory): not the page's
+    doing, so the page may be tried again on the Chromium started after it."""
 
 
 class Rendered(msgspec.Struct):
@@ -199,6 +207,9 @@ class Rendered(msgspec.Struct):
     html: bytes
     links: list[str]
     screenshot: bytes | None = None
+    # The HTML as the server sent it (what a static fetch would have read), when asked for;
+    # None if Chromium no longer holds it or it is larger than 2 MB.
+    source: bytes | None = None
 
 
 class BrowserSettings(Protocol):
@@ -250,9 +261,17 @@ class BrowserPool:
         self._failure: tuple[float, str] | None = None  # last failed launch: when, why
 
     async def render(
-        self, url: str, *, screenshot: bool = False, load_more_clicks: int = 5, scrolls: int = 5
+        self,
+        url: str,
+        *,
+        screenshot: bool = False,
+        load_more_clicks: int = 5,
+        scrolls: int = 5,
+        source: bool = False,
     ) -> Rendered:
-        """Render `url`; RenderError if it cannot be done within `page_timeout_s`."""
+        """Render `url`; RenderError if it cannot be done within `page_timeout_s`.
+
+        source: also hand back the HTML as served (Rendered.source)."""
         _check_url(url)
         reason = await self.available()
         if reason is not None:
@@ -262,7 +281,7 @@ class BrowserPool:
             try:
                 chromium = await self._current()
                 return await self._render_in(
-                    chromium, url, _Steps(screenshot, load_more_clicks, scrolls)
+                    chromium, url, _Steps(screenshot, load_more_clicks, scrolls, source)
                 )
             finally:
                 self._in_use -= 1
@@ -276,6 +295,10 @@ class BrowserPool:
         executable = self._settings.executable
         if shutil.which(executable) is None:
             return f"{executable}: no such executable"
+        return self._backing_off()
+
+    def _backing_off(self) -> str | None:
+        """Why no launch is tried now: the last one failed less than 30 s ago."""
         if self._failure is not None and time.monotonic() - self._failure[0] < (
             _RELAUNCH_AFTER_FAILURE_S
         ):
@@ -352,6 +375,10 @@ class BrowserPool:
         if chromium is not None and not chromium.gone.done():
             return chromium
         if self._starting is None:
+            # Renders that waited for a tab while a launch failed do not launch again.
+            reason = self._backing_off()
+            if reason is not None:
+                raise BrowserUnavailable(f"browser unavailable: {reason}")
             self._starting = asyncio.create_task(self._launch())
             self._starting.add_done_callback(_consume)
         try:
@@ -359,7 +386,9 @@ class BrowserPool:
         except RenderError:
             raise
         except Exception as exc:
-            raise BrowserUnavailable(f"Chromium failed to start: {_describe(exc)}") from exc
+            raise BrowserUnavailable(
+                f"browser unavailable: Chromium failed to start: {_describe(exc)}"
+            ) from exc
 
     async def _launch(self) -> _Chromium:
         began = time.monotonic()
@@ -412,6 +441,8 @@ class BrowserPool:
         except TimeoutError:
             raise RenderError(f"{url}: not rendered within {timeout:g} s") from None
         except (PyppeteerError, ConnectionError) as exc:
+            if chromium.gone.done() and chromium.lost:
+                raise BrowserGone(f"{url}: {chromium.gone.result()}") from exc
             raise RenderError(f"{url}: {_describe(exc)}") from exc
 
     async def _open_tab(self, chromium: _Chromium) -> _Tab:
@@ -454,6 +485,7 @@ class _Steps(msgspec.Struct, frozen=True):
     screenshot: bool
     clicks: int
     scrolls: int
+    source: bool = False
 
 
 class _LaunchFailed(Exception):
@@ -489,15 +521,20 @@ class _Process:
         deadline = time.monotonic() + grace
         while not self._exited() and time.monotonic() < deadline:
             time.sleep(0.02)
-        # The leader is not reaped yet, so its process group id cannot be anybody else's:
-        # helpers (zygotes, renderers, GPU, network service) all share it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.pid, signal.SIGKILL)
+        # While the leader is not reaped, its process group id cannot be anybody else's:
+        # helpers (zygotes, renderers, GPU, network service) all share it. Once reaped (by
+        # endpoint()'s poll when Chromium exited early) the id may be reused: its helpers
+        # are then found by their --user-data-dir below, never by a signal to the group.
+        if self.popen.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
         self.popen.wait()
         _kill_marked(_marker(self.profile))
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _exited(self) -> bool:
+        if self.popen.returncode is not None:
+            return True  # reaped: waitid on its pid could find another child
         try:
             found = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
         except ChildProcessError:
@@ -569,6 +606,7 @@ class _Chromium:
         self.connection = browser._connection
         self.gone: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.stopping = False
+        self.lost = False  # it went away by itself (killed, crashed), not stopped by us
         self.user_agent = ""
         self._processes = processes
         self._stopped: asyncio.Task[None] | None = None
@@ -620,6 +658,7 @@ class _Chromium:
 
     def _disconnected(self, on_gone: Callable[[_Chromium], None]) -> None:
         if not self.gone.done():
+            self.lost = not self.stopping
             reason = "the browser was stopped" if self.stopping else "Chromium exited"
             self.gone.set_result(f"{reason} during the render")
             on_gone(self)
@@ -642,6 +681,9 @@ class _Tab:
         self._last_network = 0.0
         self._links: dict[str, None] = {}
         self._soft_end = 0.0
+        self._blocked: tuple[str, ...] = ()  # resource types failed on sight
+        self._holding = False  # navigations away from the rendered page are aborted
+        self._document: str | None = None  # the request id of the main document
 
     @classmethod
     async def open(cls, chromium: _Chromium, *, block_media: bool, user_agent: str) -> _Tab:
@@ -662,13 +704,16 @@ class _Tab:
             target: str = reply["targetId"]
             session = await connection.createSession({"targetId": target, "type": "page"})
             tab = cls(chromium, context, target, session)
+            tab._blocked = _BLOCKED_TYPES if block_media else ()
             tab._listen()
-            blocked = _DOCUMENTS + _MEDIA if block_media else _DOCUMENTS
-            patterns = [p for ext in blocked for p in (f"*.{ext}", f"*.{ext}?*")]
+            patterns = [p for ext in _DOCUMENTS for p in (f"*.{ext}", f"*.{ext}?*")]
             override = {"userAgent": user_agent}
             agent = [_send(session, "Network.setUserAgentOverride", override)] if user_agent else []
+            # Paused (and failed) by type: set before the first request, like the rest.
+            paused = [tab._intercept()] if tab._blocked else []
             await asyncio.gather(
                 *agent,
+                *paused,
                 _send(session, "Page.enable"),
                 _send(session, "Page.setLifecycleEventsEnabled", {"enabled": True}),
                 _send(session, "Network.enable"),
@@ -709,9 +754,14 @@ class _Tab:
             if not work.done():
                 work.cancel()
                 await asyncio.wait({work})
-        for failure in failures:
-            if failure.done():
-                raise RenderError(f"{url}: {failure.result()}")
+        if not work.cancelled() and work.exception() is None:
+            return work.result()  # finished in the same pass as a crash: it is whole
+        if self.crashed.done():
+            raise RenderError(f"{url}: {self.crashed.result()}")
+        gone = self._chromium.gone
+        if gone.done():
+            kind = BrowserGone if self._chromium.lost else RenderError
+            raise kind(f"{url}: {gone.result()}")
         return work.result()
 
     async def _render(self, url: str, steps: _Steps, timeout: float) -> Rendered:
@@ -735,7 +785,24 @@ class _Tab:
             html=(html if isinstance(html, str) else "").encode("utf-8", "replace"),
             links=list(self._links),
             screenshot=shot,
+            source=await self._source() if steps.source else None,
         )
+
+    async def _source(self) -> bytes | None:
+        """The main document's body as the server sent it, from Chromium's buffers."""
+        if self._document is None:
+            return None
+        try:
+            reply = await _send(
+                self._session, "Network.getResponseBody", {"requestId": self._document}
+            )
+        except PyppeteerError:
+            return None  # evicted, or never kept (a download, an error page)
+        body = reply.get("body")
+        if not isinstance(body, str):
+            return None
+        data = base64.b64decode(body) if reply.get("base64Encoded") else body.encode("utf-8")
+        return data if len(data) <= _SOURCE_MAX_BYTES else None
 
     async def _navigate(self, url: str, give_up_load: float) -> None:
         """Open `url`; wait for its load event, or past `give_up_load` for DOMContentLoaded.
@@ -808,9 +875,17 @@ class _Tab:
     async def _hold_navigations(self) -> None:
         # A click or script that would replace the document (or leave the site) is aborted,
         # so what was rendered so far stays to be read.
-        self._session.on("Fetch.requestPaused", self._on_paused)
-        pattern = {"urlPattern": "*", "resourceType": "Document", "requestStage": "Request"}
-        await _send(self._session, "Fetch.enable", {"patterns": [pattern]})
+        self._holding = True
+        await self._intercept()
+
+    def _intercept(self) -> Awaitable[Any]:
+        """Fetch.enable for the blocked types (and documents, once held): each call replaces
+        the patterns before. Only these requests are paused; scripts, XHR and fetch never."""
+        types = [*self._blocked, "Document"] if self._holding else list(self._blocked)
+        patterns = [
+            {"urlPattern": "*", "resourceType": t, "requestStage": "Request"} for t in types
+        ]
+        return _send(self._session, "Fetch.enable", {"patterns": patterns})
 
     async def _screenshot(self) -> bytes:
         await self._eval("window.scrollTo(0, 0)")
@@ -837,6 +912,7 @@ class _Tab:
         on("Network.responseReceived", self._on_response)
         on("Page.javascriptDialogOpening", self._on_dialog)
         on("Inspector.targetCrashed", self._on_crash)
+        on("Fetch.requestPaused", self._on_paused)
 
     def _on_lifecycle(self, event: dict[str, Any]) -> None:
         if self._navigating and event.get("frameId") == self._frame:
@@ -860,12 +936,16 @@ class _Tab:
         if event.get("type") == "Document" and event.get("frameId") == self._frame:
             status = event.get("response", {}).get("status")
             self._status = int(status) if isinstance(status, int | float) else None
+            self._document = str(event.get("requestId"))
 
     def _on_dialog(self, _event: dict[str, Any]) -> None:
         _fire(self._session, "Page.handleJavaScriptDialog", {"accept": False})
 
     def _on_paused(self, event: dict[str, Any]) -> None:
-        params = {"requestId": event.get("requestId"), "errorReason": "Aborted"}
+        # Every paused request is answered at once: none waits, none is let through.
+        blocked = event.get("resourceType") in self._blocked
+        reason = "BlockedByClient" if blocked else "Aborted"
+        params = {"requestId": event.get("requestId"), "errorReason": reason}
         _fire(self._session, "Fetch.failRequest", params)
 
     def _on_crash(self, _event: dict[str, Any]) -> None:

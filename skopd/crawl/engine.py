@@ -44,6 +44,7 @@ from skopd.config import Config, RelevanceConfig
 from skopd.crawl import doctypes, sitemaps, urls
 from skopd.crawl.browser import (
     RENDERED_CONTENT_TYPE,
+    BrowserGone,
     BrowserPool,
     BrowserUnavailable,
     NotAPage,
@@ -120,22 +121,25 @@ class Item(msgspec.Struct):
     norm: str = ""  # the normalized URL: the item's key in the checkpoint
 
 
-class HostRendering(msgspec.Struct):
+class HostRendering(msgspec.Struct, array_like=True):
     """What one host's pages needed so far (auto mode).
 
     A host whose static pages have content of their own never reaches the browser. A host
     whose shells, rendered, showed links their HTML lacked, and whose pages are mostly
-    shells, renders its next pages directly (no static fetch first). A host whose renders
-    keep finding nothing more is not rendered again.
+    shells, renders its next pages directly (no static fetch first). A direct render is
+    judged too, on the HTML the server sent (Chromium keeps it): once the host's pages stop
+    being mostly shells, or its renders stop finding more than their HTML had, its pages
+    are fetched statically first again. A host whose renders keep finding nothing more is
+    not rendered again.
     """
 
-    shells: int = 0  # static pages that looked like application shells
-    plain: int = 0  # static pages with content of their own
-    gains: int = 0  # renders that found links the static HTML did not have
+    shells: int = 0  # pages whose served HTML looked like an application shell
+    plain: int = 0  # pages whose served HTML had content of its own
+    gains: int = 0  # renders that found links the served HTML did not have
     futile: int = 0  # renders that failed or found nothing more
 
     def direct(self) -> bool:
-        return self.gains > 0 and self.shells > self.plain
+        return self.gains > self.futile and self.shells > self.plain
 
     def given_up(self) -> bool:
         return self.gains == 0 and self.futile >= FUTILE_RENDERS
@@ -159,6 +163,8 @@ class CrawlState(msgspec.Struct, array_like=True):
     traps: dict[str, int]
     elapsed_s: float  # time spent crawling, over every run of the job
     job_bytes: int = 0  # downloaded, against jobs.max_job_bytes_mb
+    rendering: dict[str, HostRendering] = msgspec.field(default_factory=dict)  # by host
+    rendered_well: bool = False
     trap_state: TrapState | None = None  # the trap guard's counters and page digests
 
 
@@ -366,6 +372,8 @@ class Crawl:
                 traps=dict(self.traps.stopped),
                 elapsed_s=round(self._elapsed(), 3),
                 job_bytes=self.job_bytes,
+                rendering=self.rendering,
+                rendered_well=self.rendered_well,
                 trap_state=self.traps.checkpoint(),
             )
         )
@@ -387,6 +395,8 @@ class Crawl:
                 self.traps.restore(st.trap_state)
             self.elapsed_before = st.elapsed_s
             self.job_bytes = st.job_bytes
+            self.rendering.update(st.rendering)  # what each host's pages needed
+            self.rendered_well = st.rendered_well
             self.began = time.monotonic()
         decided = {urls.normalize_url(u) for u in cp.decided}
         recorded = {urls.normalize_url(u) for u in cp.pages}
@@ -418,7 +428,9 @@ class Crawl:
         self.hashes = {d.sha256 for d in cp.documents}
         numbers = [int(d.document_id.rpartition("_")[2]) for d in cp.documents]
         self.document_ids = itertools.count(max(numbers, default=0) + 1)
-        await asyncio.to_thread(_discard_unrecorded, self.dir, {d.file_name for d in cp.documents})
+        kept = {d.file_name for d in cp.documents}
+        kept.update(shot.file_name for shot in await self.rec.store.screenshots(self.job.job_id))
+        await asyncio.to_thread(_discard_unrecorded, self.dir, kept)
         if self.sink is not None:
             await self.sink.restore(recorded)
         self.rec.crawl_state = self._state
@@ -523,7 +535,9 @@ class Crawl:
     async def _process_page(self, item: Item, first: bool = False) -> None:
         self.pages_started += 1
         began = time.monotonic()
-        if not first and self._render_directly(item.url) and await self._direct(item, began):
+        # A render that failed is not tried again for the same page: its static HTML is read.
+        tried = not first and self._render_directly(item.url)
+        if tried and await self._direct(item, began):
             return
         try:
             async with self.http.get(item.url, gate=self._gate, deadline=self.deadline) as resp:
@@ -584,11 +598,11 @@ class Crawl:
                 ) from exc
             self.rec.error(failure_kind(exc, "fetch_failed"), describe(exc), item.url)
             return
-        if self.traps.duplicate_content(body):
+        if self.traps.duplicate_content(body, final):
             self._page(item, final, status, 0, began)
             return
         page = await _parse(body, final, content_type)
-        if self._needs_render(page, body):
+        if self._needs_render(page, body) and not tried:
             await self._render_after(item, page, body, status, began)
             return
         elapsed, links = _ms(began), len(page.links)
@@ -737,6 +751,13 @@ class Crawl:
             return False
         if mode == "always":
             return True
+        if not self._count_shell(page, body):
+            return False
+        return not self._host(page.url).given_up()
+
+    def _count_shell(self, page: Page, body: bytes) -> bool:
+        """Whether `body` (a page's HTML as served) looks like a shell, counted for its host.
+        May read page.text_chars: before _follow."""
 
         def usable() -> int:  # links the crawl could follow: the test tells 0, <5, <10, more
             count = 0
@@ -748,11 +769,12 @@ class Crawl:
             return count
 
         memory = self._host(page.url)
-        if not looks_like_app_shell(body, usable, lambda: page.text_chars):
+        shell = looks_like_app_shell(body, usable, lambda: page.text_chars)
+        if shell:
+            memory.shells += 1
+        else:
             memory.plain += 1
-            return False
-        memory.shells += 1
-        return not memory.given_up()
+        return shell
 
     async def _render_after(
         self, item: Item, page: Page, body: bytes, status: int, began: float
@@ -783,9 +805,12 @@ class Crawl:
 
     async def _direct(self, item: Item, began: float) -> bool:
         """Render without a static fetch first; False: fetch it statically instead."""
-        rendered = await self._render(item.url, quiet_not_page=True)
+        auto = self.params.render_js == "auto"
+        rendered = await self._render(item.url, quiet_not_page=True, source=auto)
         if rendered is None:
             return False
+        if auto:
+            await self._judge_direct(rendered)
         status = rendered.status or 200
         if status >= 400:
             self._page(item, rendered.final_url, status, 0, began, "browser")
@@ -793,28 +818,58 @@ class Crawl:
             return True
         if not self._in_scope(rendered.final_url):
             return True  # redirected off-site
-        if self.traps.duplicate_content(rendered.html):
+        if self.traps.duplicate_content(rendered.html, rendered.final_url):
             self._page(item, rendered.final_url, status, 0, began, "browser")
             return True
         await self._rendered(item, rendered, status, began)
         return True
 
-    async def _render(self, url: str, quiet_not_page: bool = False) -> Rendered | None:
+    async def _judge_direct(self, rendered: Rendered) -> None:
+        """Count a direct render for its host as a static fetch and a render would have
+        been, from the HTML the server sent (unknown: counted as futile, so a host whose
+        sources cannot be read goes back to static fetches first)."""
+        memory = self._host(rendered.final_url)
+        source = rendered.source
+        if source is None:
+            memory.futile += 1
+            return
+        page = await _parse(source, rendered.final_url, None)
+        self._count_shell(page, source)
+        static = {urls.normalize_url(link.url) for link in page.links}
+        page.release()
+        if any(urls.normalize_url(link) not in static for link in rendered.links):
+            memory.gains += 1
+        else:
+            memory.futile += 1
+
+    async def _render(
+        self, url: str, quiet_not_page: bool = False, source: bool = False
+    ) -> Rendered | None:
         """The page rendered in the browser (robots.txt and the host's pace obeyed), or None
-        with the reason recorded."""
+        with the reason recorded. A render cut by Chromium exiting is tried once more, on
+        the Chromium started after it; any other failure is final for this page."""
         assert self.browser is not None
         try:
             delay = await self._gate(URL(url))
         except FetchError:
             return None  # the static fetch reports it (or already did)
         try:
-            async with self.http.hold(url, delay):
-                return await self.browser.render(url, screenshot=self.params.screenshot)
+            for attempt in (1, 2):
+                try:
+                    async with self.http.hold(url, delay):
+                        return await self.browser.render(
+                            url, screenshot=self.params.screenshot, source=source
+                        )
+                except BrowserGone:
+                    if attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
         except BrowserUnavailable as exc:
             if self.params.render_js == "always":
                 raise JobFailed("browser_unavailable", str(exc)) from exc
-            self.render_off = str(exc)
-            self.rec.warning(f"pages that need JavaScript were read as static HTML: {exc}")
+            if self.render_off is None:  # one warning, though several renders were refused
+                self.render_off = str(exc)
+                self.rec.warning(f"pages that need JavaScript were read as static HTML: {exc}")
             return None
         except NotAPage:
             if not quiet_not_page:
@@ -1279,12 +1334,16 @@ async def _parse(body: bytes, url: str, ctype: str | None) -> Page:
 
 
 def _discard_unrecorded(folder: Path, recorded: set[str]) -> None:
-    """Remove part files and files written but never recorded (the daemon stopped between)."""
-    if not folder.is_dir():
-        return
-    for path in folder.iterdir():
-        if path.is_file() and path.name not in recorded:
-            path.unlink(missing_ok=True)
+    """Remove part files, documents and screenshots written but never recorded (the daemon
+    stopped between); `recorded` holds file names relative to `folder`."""
+    for sub in ("", "screenshots"):
+        where = folder / sub if sub else folder
+        if not where.is_dir():
+            continue
+        for path in where.iterdir():
+            name = f"{sub}/{path.name}" if sub else path.name
+            if path.is_file() and name not in recorded:
+                path.unlink(missing_ok=True)
 
 
 def _write(path: Path, data: bytes) -> None:

@@ -117,14 +117,16 @@ class KindRunner:
 
     async def rendering(self, job: Job, rec: Recorder) -> dict[str, Any]:
         """Crawl limits that differ from the job's: a job that asks for the browser (every
-        page rendered, screenshots) reads static HTML, with a warning, when there is none."""
+        page rendered, screenshots) reads static HTML, with a warning, when there is none.
+        Its crawls then render nothing ("never"): a shell page would add a second warning,
+        and a Chromium back within the job would make this one untrue."""
         if job.parameters.render_js != "always":
             return {}
         reason = "no browser" if self.browser is None else await self.browser.available()
         if reason is None:
             return {}
         rec.warning(f"pages were read without a browser ({reason}); no screenshots")
-        return {"render_js": "auto", "screenshot": False}
+        return {"render_js": "never", "screenshot": False}
 
     @staticmethod
     def engine_used(job: Job) -> str:

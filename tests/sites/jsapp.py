@@ -1,7 +1,8 @@
 """A JavaScript application ("Riverton Portal") whose document links only scripts write.
 
 ``make_jsapp()`` returns a fresh aiohttp app; ``app[HITS]`` counts requests per ``path_qs``,
-``app[AGENTS]`` holds the User-Agent headers seen.
+``app[AGENTS]`` holds the User-Agent headers seen, ``app[ENGINES]`` counts requests per
+``(path_qs, "browser" | "http")`` (Chromium's User-Agent has "Chrome/", the crawler's not).
 Plain inline JavaScript, no external resources. ``EXPECTED[path]`` lists the links a
 render of ``path`` must find; none of them is in the HTML the server sends.
 
@@ -31,6 +32,21 @@ render of ``path`` must find; none of them is in the HTML the server sends.
                 /fetch, /more, /spa/, /lazy and /chain/1
   /chain/N      N = 1..CHAIN: a shell linking /chain/N+1 in its HTML; its script fetches
                 /api/chain?n=N (answered after 0.3 s) and writes /docs/chain-N.pdf
+  /chains/S/N   N = 1..CHAIN: the chain of series S, apart from every other series' (its
+                own counts): its script fetches /api/chain?series=S&n=N and writes
+                /docs/S-chain-N.pdf; its HTML links /chains/S/N+1
+  /mixed/shell/N  N = 1, 2: a shell whose script writes /docs/mixed-N.pdf and a link to the
+                next page (/mixed/shell/2, then /mixed/plain/1); nothing in its HTML
+  /mixed/plain/N  N = 1..MIXED_PLAIN: plain HTML, no script, linking /docs/plain-N.pdf and
+                /mixed/plain/N+1
+  /inert/N      N = 1..INERT: a shell (empty <div id="root">, a script that writes nothing)
+                whose HTML links /inert/N+1 and /docs/inert-N.pdf: a render finds no more
+  /hang/T       /docs/hang-T.pdf, then <script src="/never.js?for=T">: never loads (each
+                render asks for that script once; a static fetch never does)
+  /to-hang/T    plain HTML linking /hang/T
+  /media        an <img> at /picture?id=3 and at /photo.JPG, a font at /typeface?f=1, a
+                <video> at /clip?v=1 (none has a blockable extension), and a script that
+                fetch()es /api/fetch and writes its links (as /fetch does)
   /docs/*.pdf   a small PDF of its own (distinct bytes per name)
 /never.js and /silent are held open until the app shuts down.
 """
@@ -46,6 +62,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 HITS: Final = web.AppKey[collections.Counter[str]]("jsapp_hits")
+ENGINES: Final = web.AppKey[collections.Counter[tuple[str, str]]]("jsapp_engines")
 AGENTS: Final = web.AppKey[set[str]]("jsapp_agents")  # User-Agent headers seen
 _STOPPING: Final = web.AppKey[asyncio.Event]("jsapp_stopping")
 
@@ -61,6 +78,8 @@ EXPECTED: Final = {
     "/alert": ["/docs/alert-1.pdf"],
 }
 CHAIN: Final = 8
+MIXED_PLAIN: Final = 6
+INERT: Final = 6
 # The documents only a browser finds from the home page (EXPECTED less /static and /more's
 # first item, which the HTML has).
 JS_ONLY: Final = sorted(
@@ -218,6 +237,7 @@ document.addEventListener("DOMContentLoaded",
 def make_jsapp() -> web.Application:
     app = web.Application(middlewares=[_count])
     app[HITS] = collections.Counter()
+    app[ENGINES] = collections.Counter()
     app[AGENTS] = set()
     app[_STOPPING] = asyncio.Event()
     app.on_shutdown.append(_release)
@@ -231,7 +251,16 @@ def make_jsapp() -> web.Application:
     app.router.add_get("/latin", _latin)
     app.router.add_get("/img/logo.png", _logo)
     app.router.add_get("/chain/{n}", _chain)
+    app.router.add_get("/chains/{series}/{n}", _chain)
     app.router.add_get("/api/chain", _api_chain)
+    app.router.add_get("/mixed/shell/{n}", _mixed_shell)
+    app.router.add_get("/mixed/plain/{n}", _mixed_plain)
+    app.router.add_get("/inert/{n}", _inert)
+    app.router.add_get("/hang/{tag}", _hang)
+    app.router.add_get("/to-hang/{tag}", _to_hang)
+    app.router.add_get("/media", _media)
+    for path in ("/picture", "/photo.JPG", "/typeface", "/clip"):
+        app.router.add_get(path, _logo)
     app.router.add_get("/docs/{name}", _doc)
     app.router.add_get("/", _html)
     app.router.add_get("/{page}", _html)
@@ -241,6 +270,8 @@ def make_jsapp() -> web.Application:
 @web.middleware
 async def _count(request: web.Request, handler: Handler) -> web.StreamResponse:
     request.app[HITS][request.path_qs] += 1
+    engine = "browser" if "Chrome/" in request.headers.get("User-Agent", "") else "http"
+    request.app[ENGINES][request.path_qs, engine] += 1
     request.app[AGENTS].add(request.headers.get("User-Agent", ""))
     return await handler(request)
 
@@ -306,15 +337,24 @@ async def _logo(request: web.Request) -> web.Response:
 
 async def _chain(request: web.Request) -> web.Response:
     n = int(request.match_info["n"])
+    series = request.match_info.get("series")
     if not 1 <= n <= CHAIN:
         raise web.HTTPNotFound(text="no such page")
-    following = f'<a href="/chain/{n + 1}">Report {n + 1}</a>' if n < CHAIN else ""
+    base, api = (
+        (f"/chains/{series}/", f"/api/chain?series={series}&n={n}")
+        if series
+        else (
+            "/chain/",
+            f"/api/chain?n={n}",
+        )
+    )
+    following = f'<a href="{base}{n + 1}">Report {n + 1}</a>' if n < CHAIN else ""
     body = _page(
         f"Report {n}",
         f'<p>{following}</p><ul id="list"></ul>'
         + _ADD
         + f"""<script>
-fetch("/api/chain?n={n}").then((r) => r.json()).then((i) => addLink(i.href, i.title));
+fetch("{api}").then((r) => r.json()).then((i) => addLink(i.href, i.title));
 </script>""",
     )
     return web.Response(text=body, content_type="text/html")
@@ -323,7 +363,84 @@ fetch("/api/chain?n={n}").then((r) => r.json()).then((i) => addLink(i.href, i.ti
 async def _api_chain(request: web.Request) -> web.Response:
     await asyncio.sleep(0.3)
     n = int(request.query.get("n", "1"))
-    return web.json_response({"href": f"/docs/chain-{n}.pdf", "title": f"Report {n} (PDF)"})
+    series = request.query.get("series")
+    name = f"{series}-chain-{n}" if series else f"chain-{n}"
+    return web.json_response({"href": f"/docs/{name}.pdf", "title": f"Report {n} (PDF)"})
+
+
+async def _mixed_shell(request: web.Request) -> web.Response:
+    n = int(request.match_info["n"])
+    if n not in (1, 2):
+        raise web.HTTPNotFound(text="no such page")
+    following = "/mixed/shell/2" if n == 1 else "/mixed/plain/1"
+    body = (
+        '<!doctype html><html><head><title>Mixed</title></head><body><div id="app"></div>'
+        + _ADD.replace('getElementById("list")', 'getElementById("app")')
+        + f"""<script>
+addLink("/docs/mixed-{n}.pdf", "Mixed report {n}"); addLink("{following}", "Next");
+</script></body></html>"""
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _mixed_plain(request: web.Request) -> web.Response:
+    n = int(request.match_info["n"])
+    if not 1 <= n <= MIXED_PLAIN:
+        raise web.HTTPNotFound(text="no such page")
+    following = f'<li><a href="/mixed/plain/{n + 1}">Next</a></li>' if n < MIXED_PLAIN else ""
+    body = _page(
+        f"Plain report {n}",
+        "<p>" + "The council published its report in full. " * 30 + "</p>"
+        f'<ul><li><a href="/docs/plain-{n}.pdf">Plain report {n}</a></li>{following}</ul>',
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _inert(request: web.Request) -> web.Response:
+    n = int(request.match_info["n"])
+    if not 1 <= n <= INERT:
+        raise web.HTTPNotFound(text="no such page")
+    following = f'<a href="/inert/{n + 1}">Next</a>' if n < INERT else ""
+    body = _page(
+        f"Inert {n}",
+        f'<p><a href="/docs/inert-{n}.pdf">Inert report {n}</a> {following}</p>'
+        '<div id="root"></div><script>document.title = "Inert";</script>',
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _hang(request: web.Request) -> web.Response:
+    tag = request.match_info["tag"]
+    body = _page(
+        "Hanging",
+        f'<ul><li><a href="/docs/hang-{tag}.pdf">Hanging report</a></li></ul>'
+        f'<script src="/never.js?for={tag}"></script><p>Never parsed</p>',
+    )
+    return web.Response(text=body, content_type="text/html")
+
+
+async def _to_hang(request: web.Request) -> web.Response:
+    tag = request.match_info["tag"]
+    body = _page("Index", f'<p>Reports.</p><a href="/hang/{tag}">Hanging reports</a>')
+    return web.Response(text=body, content_type="text/html")
+
+
+_MEDIA_PAGE: Final = _page(
+    "Gallery",
+    "<style>@font-face { font-family: Riverton; src: url(/typeface?f=1); }"
+    " body { font-family: Riverton, sans-serif; }</style>"
+    '<img src="/picture?id=3" alt="A"><img src="/photo.JPG" alt="B">'
+    '<video src="/clip?v=1" autoplay muted preload="auto"></video><ul id="list"></ul>'
+    + _ADD
+    + """<script>
+fetch("/api/fetch").then((r) => r.json())
+  .then((items) => items.forEach((i) => addLink(i.href, i.title)));
+</script>""",
+)
+
+
+async def _media(request: web.Request) -> web.Response:
+    return web.Response(text=_MEDIA_PAGE, content_type="text/html")
 
 
 async def _doc(request: web.Request) -> web.Response:
