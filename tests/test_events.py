@@ -811,3 +811,33 @@ async def test_a_read_waits_until_the_streams_were_handed_what_it_shows() -> Non
     assert written == list(range(1, 9))
     bus.job_ended("job_c")
     assert not bus.holds("job_c")
+
+
+async def test_shutdown_ends_a_stream_still_replaying_at_once(
+    daemon_factory: DaemonFactory, docsite: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stream replaying an ended job's history from a store that hangs (a slow disk)
+    must not hold shutdown up either: it is cut and its handler stopped."""
+    d = await daemon_factory()
+    client = d.client
+    assert client is not None
+    job_id = await submit(client, str(docsite.make_url("/")), PROMPT, single_page=True)
+    await wait_done(client, job_id)
+    store = client.app[STORE]
+    reading = asyncio.Event()
+
+    async def stuck(*_: Any, **__: Any) -> Any:
+        reading.set()
+        await asyncio.sleep(60)
+
+    monkeypatch.setattr(store, "events_after", stuck)
+    url = client.make_url(f"/scrape/events/{job_id}")
+    async with aiohttp.ClientSession() as session:
+        request = asyncio.ensure_future(session.get(url))
+        await asyncio.wait_for(reading.wait(), 10)
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        await d.stop()
+        assert loop.time() - began < 5  # not the replay's 60 s
+        with pytest.raises(aiohttp.ClientError):  # cut before a byte was sent
+            await asyncio.wait_for(request, 5)

@@ -127,6 +127,8 @@ class _Stream(EventSourceResponse):
     _send_headers_immediately = False
     head = b"retry: %d\n\n" % RETRY_MS  # what the first write starts with
     sink: Sink | None = None  # once live: the fan-out helper writes this stream
+    handler_task: asyncio.Task[object] | None = None  # to stop a replay at shutdown
+    peer: asyncio.Transport | None = None  # the client connection
 
     async def _ping(self) -> None:
         """aiohttp-sse's keepalive, except that a live stream's goes the way its events go:
@@ -152,6 +154,8 @@ async def _open(request: web.Request) -> AsyncIterator[_Stream]:
     async with sse_response(
         request, ping_interval=PING_S, send_timeout=SEND_TIMEOUT_S, response_cls=_Stream
     ) as resp:
+        resp.handler_task = asyncio.current_task()
+        resp.peer = request.transport
         request.app[STREAMS].add(resp)
         yield resp
 
@@ -163,6 +167,8 @@ async def _replay(
     enough, then from the ring. The new last id (-1 when the stream is over), and whether the
     ring answered (the job was live then: its later batches are waiting on the bus)."""
     while True:
+        if bus.closed:  # the daemon is stopping: the client resumes from here later
+            return -1, False
         recent = bus.recent(job_id, last)  # no await between this read and `last` moving
         if recent is not None:
             frames, last = recent
@@ -261,10 +267,19 @@ async def all_events(request: web.Request) -> web.StreamResponse:
 
 
 async def close_streams(app: web.Application) -> None:
-    """on_shutdown: end every open stream at once, so none holds shutdown up."""
+    """On shutdown: end every open stream at once, so none holds shutdown up. A live one
+    ends cleanly (the fan-out helper gets SHUTDOWN_GRACE_S to send what it holds); one still
+    replaying its history (perhaps waiting on the store, or on a slow client) is cut and its
+    handler cancelled: the client resumes with Last-Event-ID once the daemon is back."""
     app[BUS].close()
     streams: weakref.WeakSet[EventSourceResponse] = app[STREAMS]
     for resp in list(streams):
+        if isinstance(resp, _Stream) and resp.sink is None:
+            if resp.peer is not None:
+                resp.peer.abort()
+            if resp.handler_task not in (None, asyncio.current_task()):
+                resp.handler_task.cancel()
+            continue
         try:
             resp.stop_streaming()
         except RuntimeError:
