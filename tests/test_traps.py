@@ -98,9 +98,11 @@ def test_calendar_dates_out_of_range_and_long_date_chains_are_stopped() -> None:
 
 def test_duplicate_content_is_recognised() -> None:
     g = guard()
-    assert not g.duplicate_content(b"<p>one</p>")
-    assert not g.duplicate_content(b"<p>two</p>")
-    assert g.duplicate_content(b"<p>one</p>")
+    assert not g.duplicate_content(b"<p>one</p>", "http://h/a")
+    assert not g.duplicate_content(b"<p>two</p>", "http://h/b")
+    assert g.duplicate_content(b"<p>one</p>", "http://h/c")
+    # the same page read again (a resumed crawl choosing its links anew) is no copy
+    assert not g.duplicate_content(b"<p>one</p>", "http://h/a")
     assert g.stopped == {DUPLICATE_CONTENT: 1}
 
 
@@ -115,7 +117,7 @@ def test_the_guard_goes_on_from_its_checkpoint_in_another_process() -> None:
         "def add(url, dated): g.page_link(url, normalize_url(url), dated)\n"
         "for i in range(5): add(f'http://h/list?s={i}', False)\n"
         "for m in (1, 2, 3): add(f'http://h/cal/2024/0{m}', True)\n"
-        "g.duplicate_content(b'<p>one</p>')\n"
+        "g.duplicate_content(b'<p>one</p>', 'http://h/one')\n"
         "sys.stdout.buffer.write(msgspec.msgpack.encode(g.checkpoint()))\n"
     )
     saved = subprocess.run(
@@ -125,8 +127,9 @@ def test_the_guard_goes_on_from_its_checkpoint_in_another_process() -> None:
     g.restore(msgspec.msgpack.decode(saved, type=TrapState))
     assert link(g, "http://h/list?s=99") == QUERY_VARIANTS  # the sixth variant
     assert link(g, "http://h/cal/2024/04", from_dated_page=True) == CALENDAR  # the fourth
-    assert g.duplicate_content(b"<p>one</p>")  # a page of the first run
-    assert not g.duplicate_content(b"<p>two</p>")
+    assert g.duplicate_content(b"<p>one</p>", "http://h/copy")  # a page of the first run
+    assert not g.duplicate_content(b"<p>one</p>", "http://h/one")  # that page itself
+    assert not g.duplicate_content(b"<p>two</p>", "http://h/two")
     assert g.state() == msgspec.msgpack.decode(msgspec.msgpack.encode(g.state()), type=TrapState)
 
 
@@ -137,14 +140,14 @@ def test_the_checkpointed_guard_is_bounded() -> None:
     for _ in range(50):  # one path close to its limit
         link(g, f"http://h/hot?s={secrets.token_hex(4)}")
     for i in range(MAX_SAVED_CONTENTS + 100):
-        g.duplicate_content(b"page %d" % i)
+        g.duplicate_content(b"page %d" % i, f"http://h/{i}")
     state = g.state()
     assert len(state.queries) == MAX_SAVED_COUNTS
     assert state.queries["http://h/hot"] == 50  # the highest counts are kept
-    assert len(state.contents) == 8 * MAX_SAVED_CONTENTS
+    assert len(state.contents) == 16 * MAX_SAVED_CONTENTS
     fresh = guard()
     fresh.restore(state)
-    assert fresh.duplicate_content(b"page %d" % (MAX_SAVED_CONTENTS + 99))  # the newest kept
+    assert fresh.duplicate_content(b"page %d" % (MAX_SAVED_CONTENTS + 99), "http://h/copy")
 
 
 # -- trap sites ---------------------------------------------------------------------

@@ -31,7 +31,7 @@ YEARS_AHEAD = 10
 # the highest counts (those nearest their limit), and the newest page digests. Up to these
 # sizes it is exact; a bigger guard is saved at most every SAVE_BIG_EVERY_S.
 MAX_SAVED_COUNTS = 4096
-MAX_SAVED_CONTENTS = 8192  # 64 KB of digests
+MAX_SAVED_CONTENTS = 8192  # 128 KB of digests
 SAVE_BIG_EVERY_S = 2.0
 DIGEST_BYTES = 8
 
@@ -74,7 +74,7 @@ class TrapState(msgspec.Struct, array_like=True):
 
     queries: dict[str, int]
     chains: dict[str, int]
-    contents: bytes  # DIGEST_BYTES per page, oldest first
+    contents: bytes  # per page, oldest first: its body's digest, then its URL's
 
 
 def _digest(body: bytes) -> bytes:
@@ -107,7 +107,7 @@ class TrapGuard:
         self.stopped: Counter[str] = Counter()
         self._queries: Counter[str] = Counter()
         self._chains: Counter[str] = Counter()
-        self._contents: dict[bytes, None] = {}  # a set that keeps its order
+        self._contents: dict[bytes, bytes] = {}  # body digest -> URL digest, oldest first
         self._saved: TrapState | None = None  # state(), while nothing changed
         self._last: TrapState | None = None  # what checkpoint() gave last, and when
         self._last_at = 0.0
@@ -128,22 +128,28 @@ class TrapGuard:
     def dated(self, url: str) -> bool:
         return _DATE.search(url) is not None
 
-    def duplicate_content(self, body: bytes) -> bool:
-        """Whether an earlier page had exactly these bytes (its links are then known)."""
-        digest = _digest(body)
-        if digest in self._contents:
+    def duplicate_content(self, body: bytes, url: str) -> bool:
+        """Whether an earlier page at another URL had exactly these bytes (its links are then
+        known). The same URL read again (a resumed crawl choosing its links anew) is not."""
+        digest, where = _digest(body), _digest(url.encode())
+        seen = self._contents.get(digest)
+        if seen is not None:
+            if seen == where:
+                return False
             self.stopped[DUPLICATE_CONTENT] += 1
             return True
-        self._contents[digest] = None
+        self._contents[digest] = where
         self._saved = None
         return False
 
     def state(self) -> TrapState:
         """The counters for the checkpoint (bounded: see MAX_SAVED_COUNTS)."""
         if self._saved is None:
-            newest = list(self._contents)[-MAX_SAVED_CONTENTS:]
+            newest = list(self._contents.items())[-MAX_SAVED_CONTENTS:]
             self._saved = TrapState(
-                _highest(self._queries), _highest(self._chains), b"".join(newest)
+                _highest(self._queries),
+                _highest(self._chains),
+                b"".join(body + url for body, url in newest),
             )
         return self._saved
 
@@ -164,9 +170,9 @@ class TrapGuard:
         """Go on from a checkpoint's counters (a resumed crawl)."""
         self._queries.update(state.queries)
         self._chains.update(state.chains)
-        raw = state.contents
-        for i in range(0, len(raw) - DIGEST_BYTES + 1, DIGEST_BYTES):
-            self._contents[raw[i : i + DIGEST_BYTES]] = None
+        raw, pair = state.contents, 2 * DIGEST_BYTES
+        for i in range(0, len(raw) - pair + 1, pair):
+            self._contents[raw[i : i + DIGEST_BYTES]] = raw[i + DIGEST_BYTES : i + pair]
         self._saved = None
 
     def _stop(self, kind: str | None) -> str | None:
