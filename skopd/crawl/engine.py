@@ -809,8 +809,6 @@ class Crawl:
         rendered = await self._render(item.url, quiet_not_page=True, source=auto)
         if rendered is None:
             return False
-        if auto:
-            await self._judge_direct(rendered)
         status = rendered.status or 200
         if status >= 400:
             self._page(item, rendered.final_url, status, 0, began, "browser")
@@ -821,6 +819,8 @@ class Crawl:
         if self.traps.duplicate_content(rendered.html, rendered.final_url):
             self._page(item, rendered.final_url, status, 0, began, "browser")
             return True
+        if auto:  # only pages the crawl reads tell what the host's pages need
+            await self._judge_direct(rendered)
         await self._rendered(item, rendered, status, began)
         return True
 
