@@ -344,9 +344,10 @@ class EventBus:
         out.batches.append(batch)
         loop = asyncio.get_running_loop()
         due = out.sent_at + out.interval
-        waited = any(seq <= batch.last_seq for seq, _ in out.waiters)
-        if batch.done or waited or loop.time() >= due:
+        if batch.done or loop.time() >= due:
             self._fan_out(job_id, owner)
+        elif out.waiters:
+            self._hurry(job_id, out)
         elif out.timer is None:
             out.timer = loop.call_at(due, self._fan_out, job_id, owner)
         watchers = self._owners.get(owner)
@@ -364,11 +365,13 @@ class EventBus:
         and its ring. A stream that subscribed meanwhile read the ring or the store first:
         it skips or slices what it already has (batches are consecutive)."""
         out = self._outboxes.get(job_id)
-        if out is None or not out.batches:
+        if out is None:
             return
         if out.timer is not None:
             out.timer.cancel()
             out.timer = None
+        if not out.batches:
+            return
         batch = Batch.merge(out.batches)
         out.batches = []
         out.sent_at = asyncio.get_running_loop().time()
@@ -396,18 +399,30 @@ class EventBus:
         answered only after that, so no stream has reported fewer documents than the read
         does. It hurries the job's pending fan-out instead of waiting for its interval, and
         waits only for a commit whose publish is on its way to the loop (the store's
-        callback runs a moment after the commit that a read can already see). A job with no
-        outbox here has nothing waiting: it ended, or it is not running in this process."""
+        callback runs a moment after the commit that a read can already see). Reads never make
+        a job's fan-outs more frequent than FANOUT_INTERVAL_S: a read waits up to that long.
+        A job with no outbox here has nothing waiting: it ended, or it is not running in
+        this process."""
         out = self._outboxes.get(job_id)
         if out is None or out.sent_seq >= seq:
             return
-        self._fan_out(job_id, out.owner)
-        if out.sent_seq >= seq or self._outboxes.get(job_id) is not out:
-            return
         fut = asyncio.get_running_loop().create_future()
         out.waiters.append((seq, fut))
+        self._hurry(job_id, out)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(fut), CAUGHT_UP_WAIT_S)
+
+    def _hurry(self, job_id: str, out: _Outbox) -> None:
+        """Fan out as soon as FANOUT_INTERVAL_S allows (a reader waits), not at the job's
+        own interval, which may have stretched with its streams."""
+        loop = asyncio.get_running_loop()
+        soonest = out.sent_at + FANOUT_INTERVAL_S
+        if loop.time() >= soonest:
+            self._fan_out(job_id, out.owner)
+        elif out.timer is None or out.timer.when() > soonest:
+            if out.timer is not None:
+                out.timer.cancel()
+            out.timer = loop.call_at(soonest, self._fan_out, job_id, out.owner)
 
     def job_ended(self, job_id: str) -> None:
         """The job's task is over, whatever its outcome (its last flush may have failed and

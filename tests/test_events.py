@@ -689,11 +689,12 @@ async def test_the_stream_never_shows_fewer_documents_than_results_and_status(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """While a job runs, a results or status read is answered only once the job's streams
-    have been handed every event it reflects. Here the fan-out would hold batches 30 s: a
-    stream still gets every document a read shows before it could get them on its own (it
-    is given two seconds to read what its socket holds; the job runs several)."""
+    have been handed every event it reflects. Here the job's fan-out interval stretches to
+    30 s once its stream is on (as if it had thousands): a stream still gets every document
+    a read shows before it could get them on its own (it is given two seconds to read what
+    its socket holds; the job runs several)."""
     monkeypatch.setattr(slowsite, "PAGE_DELAY_S", 0.15)
-    monkeypatch.setattr(events, "FANOUT_INTERVAL_S", 30.0)
+    monkeypatch.setattr(events, "FANOUT_PER_STREAM_S", 30.0)
     monkeypatch.setattr(events, "FANOUT_MAX_INTERVAL_S", 30.0)
     site = await aiohttp_server(slowsite.make_slowsite(), host="127.0.0.1")
     d = await daemon_factory()
@@ -802,7 +803,7 @@ async def test_a_read_waits_until_the_streams_were_handed_what_it_shows() -> Non
     bus.publish("job_c", "", frames(range(1, 4)))  # the first batch goes at once
     bus.publish("job_c", "", frames(range(4, 7)))  # held for the interval
     assert written == [1, 2, 3]
-    await asyncio.wait_for(bus.caught_up("job_c", 6), 1)  # hurried, not waited for
+    await asyncio.wait_for(bus.caught_up("job_c", 6), 1)  # hurried to the least interval
     assert written == list(range(1, 7))
     # A read saw a commit whose publish has not reached the loop yet: it waits for it.
     loop = asyncio.get_running_loop()
