@@ -34,6 +34,7 @@ MAX_SAVED_COUNTS = 4096
 MAX_SAVED_CONTENTS = 8192  # 128 KB of digests
 SAVE_BIG_EVERY_S = 2.0
 DIGEST_BYTES = 8
+PAIR_BYTES = 2 * DIGEST_BYTES  # a page's body digest, then its URL's
 
 # A year and a month (2024-06, 2024/6, 2024_06, 2024.06, and so full dates too), or a
 # year parameter (?year=2024): one pass over the URL.
@@ -77,10 +78,11 @@ class TrapState(msgspec.Struct, array_like=True):
     contents: bytes  # per page, oldest first: its body's digest, then its URL's
 
 
-def _digest(body: bytes) -> bytes:
-    # Stable across processes (hash() is salted per process), and 64 bits are plenty for
-    # one job's pages.
-    return hashlib.blake2b(body, digest_size=DIGEST_BYTES).digest()
+def _digest(data: bytes) -> bytes:
+    # Stable across processes (hash() is salted per process); 64 bits are plenty for one
+    # job's pages. SHA-1 here is a checksum, not a defence: it is twice blake2b's speed
+    # (13 against 31 µs for a 25 KB page).
+    return hashlib.sha1(data, usedforsecurity=False).digest()[:DIGEST_BYTES]
 
 
 def _highest(counts: Counter[str]) -> dict[str, int]:
@@ -107,7 +109,9 @@ class TrapGuard:
         self.stopped: Counter[str] = Counter()
         self._queries: Counter[str] = Counter()
         self._chains: Counter[str] = Counter()
-        self._contents: dict[bytes, bytes] = {}  # body digest -> URL digest, oldest first
+        self._contents: dict[bytes, bytes] = {}  # body digest -> URL digest
+        # The same pairs as they came, so the checkpoint is one slice, not a join per flush.
+        self._packed = bytearray()
         self._saved: TrapState | None = None  # state(), while nothing changed
         self._last: TrapState | None = None  # what checkpoint() gave last, and when
         self._last_at = 0.0
@@ -139,17 +143,19 @@ class TrapGuard:
             self.stopped[DUPLICATE_CONTENT] += 1
             return True
         self._contents[digest] = where
+        self._packed += digest + where
+        if len(self._packed) > 4 * PAIR_BYTES * MAX_SAVED_CONTENTS:
+            del self._packed[: -PAIR_BYTES * MAX_SAVED_CONTENTS]
         self._saved = None
         return False
 
     def state(self) -> TrapState:
         """The counters for the checkpoint (bounded: see MAX_SAVED_COUNTS)."""
         if self._saved is None:
-            newest = list(self._contents.items())[-MAX_SAVED_CONTENTS:]
             self._saved = TrapState(
                 _highest(self._queries),
                 _highest(self._chains),
-                b"".join(body + url for body, url in newest),
+                bytes(self._packed[-PAIR_BYTES * MAX_SAVED_CONTENTS :]),
             )
         return self._saved
 
@@ -170,9 +176,10 @@ class TrapGuard:
         """Go on from a checkpoint's counters (a resumed crawl)."""
         self._queries.update(state.queries)
         self._chains.update(state.chains)
-        raw, pair = state.contents, 2 * DIGEST_BYTES
-        for i in range(0, len(raw) - pair + 1, pair):
-            self._contents[raw[i : i + DIGEST_BYTES]] = raw[i + DIGEST_BYTES : i + pair]
+        raw = state.contents[: len(state.contents) // PAIR_BYTES * PAIR_BYTES]
+        for i in range(0, len(raw), PAIR_BYTES):
+            self._contents[raw[i : i + DIGEST_BYTES]] = raw[i + DIGEST_BYTES : i + PAIR_BYTES]
+        self._packed += raw
         self._saved = None
 
     def _stop(self, kind: str | None) -> str | None:
