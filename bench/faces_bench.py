@@ -44,7 +44,8 @@ class Daemon:
         workdir, port = Path(self._tmp.name), free_port()
         config = _write_config(workdir, port, concurrency)
         text = config.read_text().replace(
-            "max_concurrent_jobs = 1", f"max_concurrent_jobs = {jobs}\nmax_queued_jobs = 1000"
+            "max_concurrent_jobs = 1",
+            f"max_concurrent_jobs = {jobs}\nmax_queued_jobs = 1000\nmax_queued_per_key = 1000",
         )
         config.write_text(text + '\n[relevance]\nbackend = "lexical"\n')
         self.log_path = workdir / "skopd.log"
