@@ -562,10 +562,10 @@ async def test_streams_joining_a_live_job_get_every_event_once_from_ring_or_stor
         assert got[-1]["event"] == "done"
 
 
-async def test_a_running_jobs_stream_is_still_only_its_owners(
-    keyed: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
-) -> None:
-    """Streams of a job running here skip the store's ownership lookup; never for others."""
+async def held_site(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> tuple[TestServer, asyncio.Event, asyncio.Event]:
+    """A one-page site whose page answers only once `release` is set (`hanging`: asked)."""
     hanging, release = asyncio.Event(), asyncio.Event()
 
     async def page(_: web.Request) -> web.Response:
@@ -575,7 +575,14 @@ async def test_a_running_jobs_stream_is_still_only_its_owners(
 
     app = web.Application()
     app.router.add_get("/", page)
-    site = await aiohttp_server(app, host="127.0.0.1")
+    return await aiohttp_server(app, host="127.0.0.1"), hanging, release
+
+
+async def test_a_running_jobs_stream_is_still_only_its_owners(
+    keyed: Client, aiohttp_server: Callable[..., Awaitable[TestServer]]
+) -> None:
+    """Streams of a job running here skip the store's ownership lookup; never for others."""
+    site, hanging, release = await held_site(aiohttp_server)
     job_id = await submit(keyed, str(site.make_url("/")), PROMPT, headers=ALICE)
     await asyncio.wait_for(hanging.wait(), 30)
     await asyncio.sleep(0.3)  # its first events are published: the job is live on the bus
@@ -751,16 +758,7 @@ async def test_a_jobs_ring_is_freed_when_its_task_ends_even_if_its_last_flush_fa
 ) -> None:
     """The ring (up to RING_BYTES) and outbox of a job were freed only when `done` went out:
     a job whose final flush fails never sends it, and kept them for the life of the daemon."""
-    hanging, release = asyncio.Event(), asyncio.Event()
-
-    async def page(_: web.Request) -> web.Response:
-        hanging.set()
-        await release.wait()
-        return web.Response(text="<p>late</p>", content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/", page)
-    site = await aiohttp_server(app, host="127.0.0.1")
+    site, hanging, release = await held_site(aiohttp_server)
     d = await daemon_factory()
     client = d.client
     assert client is not None
