@@ -73,6 +73,10 @@ async def test_minutes_2024_are_found_on_a_messy_site(crawler: Client, docsite: 
     assert site.HUGE_PDF not in found
     assert results["total_documents_found"] == results["total_documents_downloaded"] + 1
     assert any("max_file_size_mb" in w for w in results["warnings"])
+    assert any(
+        e["error_type"] == "file_too_large" and e["page_url"].endswith(site.HUGE_PDF)
+        for e in results["errors"]
+    ), results["errors"]
 
     # Per-page problems are recoverable errors; the job went on.
     errors = {(e["error_type"], _path(e["page_url"] or "")) for e in results["errors"]}

@@ -42,13 +42,13 @@ class Expect(NamedTuple):
 
 
 CASES: dict[str, Expect] = {
-    "gzip_page": Expect(warning="crawler.max_page_bytes"),
-    "deflate_page": Expect(warning="crawler.max_page_bytes"),
-    "gzip_document": Expect(warning="max_file_size_mb", found=1),
+    "gzip_page": Expect(error="page_too_large", warning="crawler.max_page_bytes"),
+    "deflate_page": Expect(error="page_too_large", warning="crawler.max_page_bytes"),
+    "gzip_document": Expect(error="file_too_large", warning="max_file_size_mb", found=1),
     "br_page": Expect(error="bad_response", message="br"),
     "broken_gzip": Expect(error="bad_response"),
-    "endless_page": Expect(warning="crawler.max_page_bytes"),
-    "endless_doc": Expect(warning="max_file_size_mb", found=1),
+    "endless_page": Expect(error="page_too_large", warning="crawler.max_page_bytes"),
+    "endless_doc": Expect(error="file_too_large", warning="max_file_size_mb", found=1),
     "drip_page": Expect(error="timeout", message="timed out"),
     "drip_doc": Expect(error="timeout", message="crawler.download_timeout_s"),
     "drip_headers": Expect(error="timeout", message="timed out"),

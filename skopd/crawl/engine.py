@@ -581,6 +581,12 @@ class Crawl:
                         f"some pages were larger than crawler.max_page_bytes "
                         f"({self.http.cfg.max_page_bytes} bytes) and were cut"
                     )
+                    self.rec.error(
+                        "page_too_large",
+                        f"cut at crawler.max_page_bytes ({self.http.cfg.max_page_bytes} "
+                        "bytes, decoded); the part read was used",
+                        final,
+                    )
                 status = resp.status
         except FetchError as exc:
             if first:
@@ -1282,6 +1288,12 @@ class Crawl:
         self.rec.warning(
             f"some documents were larger than max_file_size_mb "
             f"({self.params.max_file_size_mb} MB) and were not downloaded"
+        )
+        self.rec.error(
+            "file_too_large",
+            f"larger than max_file_size_mb ({self.params.max_file_size_mb} MB, decoded): "
+            "found, not downloaded",
+            item.url,
         )
         self._decided(item, "too_large")
 
