@@ -32,6 +32,8 @@ from tests.sites.jsapp import (
     AGENTS,
     CHAIN,
     ENGINES,
+    HASH_DOCS,
+    HASH_ROUTES,
     HITS,
     INERT,
     JS_ONLY,
@@ -172,6 +174,56 @@ async def test_auto_renders_the_pages_scripts_fill(daemon: Client, site: TestSer
     crawler = make_config(Path(".")).crawler.user_agent
     rendering = [a for a in site.app[AGENTS] if a.startswith("Mozilla/") and a.endswith(crawler)]
     assert rendering and all("Headless" not in a for a in rendering)
+
+
+def engine_hits(site: TestServer, before: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    """Requests per (path, engine) the site answered since `before`."""
+    now = site.app[ENGINES]
+    return {key: now[key] - before.get(key, 0) for key in now if now[key] > before.get(key, 0)}
+
+
+async def test_auto_follows_hash_routes_each_rendered_as_a_page(
+    daemon: Client, site: TestServer
+) -> None:
+    before = dict(site.app[ENGINES])
+    status, results = await run_job(daemon, at(site, "/hashapp/"))
+
+    assert status["status"] == "completed", status
+    # Each document is shown only by a route two levels deep (#/documents/2024, ...).
+    assert found(site, results) == set(HASH_DOCS)
+    app = at(site, "/hashapp/")
+    march = next(d for d in results["documents"] if d["url"].endswith("/hash-march.pdf"))
+    assert march["source_page"] == app + "#!/minutes/march"
+    assert march["name"] == "Council minutes March"
+    # Every route is a page of its own, rendered once; #top and #section-2 are not pages.
+    events = await page_events(daemon, results["job_id"])
+    assert sorted(e["url"] for e in events) == sorted(app + route for route in HASH_ROUTES)
+    assert all(e["engine"] == "browser" and e["status"] == 200 for e in events)
+    depths = {e["url"].removeprefix(app): e["depth"] for e in events}
+    assert depths["#/documents/2024"] == depths["#!/minutes/march"] == 2
+    assert results["metadata"]["pages_by_engine"] == {"http": 0, "browser": len(HASH_ROUTES)}
+    # One static fetch (the start page, found to be a shell), then only Chromium asked for
+    # the app: a route fetched statically would have read the shell again.
+    hits = engine_hits(site, before)
+    assert hits[("/hashapp/", "http")] == 1
+    assert hits[("/hashapp/", "browser")] == len(HASH_ROUTES)
+
+
+async def test_fragments_of_a_static_page_are_not_pages(daemon: Client, site: TestServer) -> None:
+    """Places on a page (#top), and even route-like fragments (#/archive), of a page read
+    as static HTML are that page: nothing more is crawled, and nothing is rendered."""
+    before = dict(site.app[ENGINES])
+    status, results = await run_job(daemon, at(site, "/anchors"))
+
+    assert status["status"] == "completed", status
+    events = await page_events(daemon, results["job_id"])
+    assert sorted(e["url"] for e in events) == [at(site, "/anchors"), at(site, "/static")]
+    assert results["total_pages_crawled"] == 2
+    assert results["metadata"]["pages_by_engine"] == {"http": 2, "browser": 0}
+    assert found(site, results) == {"/docs/static-1.pdf", "/docs/static-2.pdf"}
+    hits = engine_hits(site, before)
+    assert hits[("/anchors", "http")] == hits[("/static", "http")] == 1
+    assert not any(engine == "browser" for _, engine in hits)
 
 
 async def test_never_reads_static_html_only(daemon: Client, site: TestServer) -> None:
@@ -401,6 +453,54 @@ async def test_host_memory_and_screenshots_survive_a_restart(
     assert not orphan.exists()
     folder = cfg.documents_path / job_id / "screenshots"
     assert len(list(folder.iterdir())) == len(results["screenshots"]) > 0
+
+
+async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: Path) -> None:
+    """A job stopped with the daemon after its first renders resumes with its queued routes
+    as they were: rendered (never fetched statically), each recorded once."""
+    cfg = make_config(tmp_path, browser={"page_timeout_s": 8.0})
+    first = Daemon(cfg)
+    client = await first.start()
+    try:
+        base = dict(site.app[ENGINES])
+        resp = await client.post(
+            "/scrape",
+            json={
+                "website": at(site, "/hashapp/"),
+                "prompt": PROMPT,
+                "parameters": {"confidence_threshold": 0.0},
+            },
+        )
+        job_id = (await resp.json())["job_id"]
+        end = time.monotonic() + 60
+        while engine_hits(site, base).get(("/hashapp/", "browser"), 0) < 2:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.02)
+    finally:
+        await first.stop()
+    before = dict(site.app[ENGINES])
+
+    second = Daemon(cfg)
+    client = await second.start()
+    try:
+        end = time.monotonic() + 120
+        while (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        results = await (await client.get(f"/scrape/results/{job_id}")).json()
+        events = await page_events(client, job_id)
+    finally:
+        await second.stop()
+
+    assert results["status"] == "completed", results
+    assert found(site, results) == set(HASH_DOCS)
+    resumed = engine_hits(site, before)
+    assert resumed.get(("/hashapp/", "browser"), 0) > 0  # routes queued before were rendered
+    assert ("/hashapp/", "http") not in resumed
+    urls = [e["url"] for e in events]
+    app = at(site, "/hashapp/")
+    assert sorted(set(urls)) == sorted(app + route for route in HASH_ROUTES)
+    assert len(urls) == len(set(urls))  # no route recorded twice
 
 
 async def test_screenshots_are_stored_listed_and_served_after_a_restart(

@@ -6,9 +6,11 @@ import pytest
 
 from skopd.crawl.urls import (
     file_name_from_url,
+    is_route_fragment,
     join_link,
     normalize_url,
     path_allowed,
+    route_key,
     same_site,
     site_key,
 )
@@ -204,3 +206,43 @@ def test_path_allowed(url: str, include: list[str], exclude: list[str], allowed:
 )
 def test_file_name_from_url(url: str, name: str) -> None:
     assert file_name_from_url(url) == name
+
+
+@pytest.mark.parametrize(
+    ("fragment", "route"),
+    [
+        ("/", True),
+        ("/documents/2024", True),
+        ("!/minutes", True),
+        ("!/", True),
+        ("/search?q=budget", True),
+        ("", False),
+        ("top", False),
+        ("section-2", False),
+        ("!minutes", False),  # a hashbang without its slash: not a route
+        ("!", False),
+        ("%2Fdocuments", False),
+        (" /documents", False),
+    ],
+)
+def test_is_route_fragment(fragment: str, route: bool) -> None:
+    assert is_route_fragment(fragment) is route
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("HTTP://WWW.Example.org:80/app/#/docs/2024", "http://example.org/app/#/docs/2024"),
+        ("https://example.org/app/?utm_source=x#!/minutes", "https://example.org/app/#!/minutes"),
+        ("https://example.org/app#/Docs/A%20B", "https://example.org/app#/Docs/A%20B"),
+        ("https://example.org/app/#/", "https://example.org/app/#/"),
+        # Not routes: the same key as normalize_url gives.
+        ("https://example.org/app/#section-2", "https://example.org/app/"),
+        ("https://example.org/app/#", "https://example.org/app/"),
+        ("https://example.org/app/", "https://example.org/app/"),
+    ],
+)
+def test_route_key_keeps_only_route_fragments(url: str, key: str) -> None:
+    assert route_key(url) == key
+    if "#" not in key:
+        assert key == normalize_url(url)

@@ -36,6 +36,7 @@ import pyppeteer  # type: ignore[import-untyped]
 from pyppeteer.errors import PyppeteerError  # type: ignore[import-untyped]
 
 from skopd.crawl.proxy import Destinations, ForwardProxy
+from skopd.crawl.urls import is_route_fragment
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,14 @@ _WATCH_JS: Final = """(() => {
     characterData: true, attributes: true, attributeFilter: ["href", "src", "hidden"]});
 })()"""
 _SINCE_CHANGE_JS: Final = "performance.now() - (window.__skopdChanged || 0)"
+# A link with a fragment comes with its text: [href, text] (the crawler tells which are routes).
 _LINKS_JS: Final = """(() => {
-  const out = Array.from(document.links, (a) => a.href);
+  const out = Array.from(document.links, (a) => a.hash.length > 1
+    ? [a.href, (a.textContent || a.title || "").replace(/\\s+/g, " ").trim().slice(0, 300)]
+    : a.href);
   for (const el of document.querySelectorAll("iframe[src], frame[src], embed[src], object[data]"))
     out.push(el.src || el.data);
-  return out.filter((h) => typeof h === "string");
+  return out.filter((h) => typeof h === "string" || Array.isArray(h));
 })()"""
 # Scrolls the page and up to ten scrollable boxes to their ends; null if nothing scrolls.
 _SCROLL_JS: Final = """(() => {
@@ -200,6 +204,9 @@ class Rendered(msgspec.Struct):
     saying so (RENDERED_CONTENT_TYPE is its Content-Type).
     links: absolute http(s) URLs without fragment, distinct, in order of appearance, from
     every state the page went through (a "next" button may replace a list).
+    routes: the links to client-side routes (`/app/#/docs`, see urls.is_route_fragment),
+    with their fragment, as (url, link text), distinct, in order of appearance; their URLs
+    without fragment are in `links` too.
     """
 
     final_url: str
@@ -210,6 +217,7 @@ class Rendered(msgspec.Struct):
     # The HTML as the server sent it (what a static fetch would have read), when asked for;
     # None if Chromium no longer holds it or it is larger than 2 MB.
     source: bytes | None = None
+    routes: list[tuple[str, str]] = msgspec.field(default_factory=list)
 
 
 class BrowserSettings(Protocol):
@@ -680,6 +688,7 @@ class _Tab:
         self._inflight: dict[str, float] = {}
         self._last_network = 0.0
         self._links: dict[str, None] = {}
+        self._routes: dict[str, str] = {}  # route link -> its text
         self._soft_end = 0.0
         self._blocked: tuple[str, ...] = ()  # resource types failed on sight
         self._holding = False  # navigations away from the rendered page are aborted
@@ -784,6 +793,7 @@ class _Tab:
             status=self._status,
             html=(html if isinstance(html, str) else "").encode("utf-8", "replace"),
             links=list(self._links),
+            routes=list(self._routes.items()),
             screenshot=shot,
             source=await self._source() if steps.source else None,
         )
@@ -860,17 +870,23 @@ class _Tab:
                 return
             if not await self._eval(_CLICK_JS):
                 return
-            known = len(self._links)
+            known = len(self._links) + len(self._routes)
             await self._settle()
             await self._collect()
-            if len(self._links) == known:
+            if len(self._links) + len(self._routes) == known:
                 await self._eval(_DEAD_JS)  # brought nothing: never click it again
 
     async def _collect(self) -> None:
         found = await self._eval(_LINKS_JS)
-        for href in found if isinstance(found, list) else ():
-            if isinstance(href, str) and href.startswith(("http://", "https://")):
-                self._links.setdefault(href.partition("#")[0], None)
+        for entry in found if isinstance(found, list) else ():
+            text = None
+            if isinstance(entry, list) and len(entry) == 2:
+                entry, text = entry
+            if isinstance(entry, str) and entry.startswith(("http://", "https://")):
+                base, _, fragment = entry.partition("#")
+                self._links.setdefault(base, None)
+                if isinstance(text, str) and is_route_fragment(fragment):
+                    self._routes.setdefault(entry, text)
 
     async def _hold_navigations(self) -> None:
         # A click or script that would replace the document (or leave the site) is aborted,

@@ -119,6 +119,7 @@ class Item(msgspec.Struct):
     probe: bool = False  # below the threshold, but only its own text can tell
     key: str = ""  # set when a sitemap lists the URL too: whichever entry comes first is fetched
     norm: str = ""  # the normalized URL: the item's key in the checkpoint
+    route: bool = False  # a client-side route (`/app/#/docs`): rendered, never fetched
 
 
 class HostRendering(msgspec.Struct, array_like=True):
@@ -399,7 +400,7 @@ class Crawl:
             self.rendered_well = st.rendered_well
             self.began = time.monotonic()
         decided = {urls.normalize_url(u) for u in cp.decided}
-        recorded = {urls.normalize_url(u) for u in cp.pages}
+        recorded = {urls.route_key(u) for u in cp.pages}
         self.seen |= decided
         decode = msgspec.msgpack.Decoder(Item).decode
         last_ord = last_candidate = 0
@@ -535,6 +536,9 @@ class Crawl:
     async def _process_page(self, item: Item, first: bool = False) -> None:
         self.pages_started += 1
         began = time.monotonic()
+        if item.route:
+            await self._process_route(item, began)
+            return
         # A render that failed is not tried again for the same page: its static HTML is read.
         tried = not first and self._render_directly(item.url)
         if tried and await self._direct(item, began):
@@ -702,6 +706,37 @@ class Crawl:
         if found:
             await self._judge(found, kinds)
 
+    def _follow_routes(self, routes: Sequence[tuple[str, str]], depth: int, page: Page) -> None:
+        """Queue the client-side routes (url, link text) a rendered page links: pages of
+        their own (the key keeps the route), admitted as any page is, always rendered."""
+        params = self.params
+        dated = bool(routes) and self.traps.dated(page.url)
+        for url, text in routes:
+            key = urls.route_key(url)
+            if key in self.seen or not self._in_scope(url):
+                continue
+            if not urls.path_allowed(url, params.include_paths, params.exclude_paths):
+                continue
+            self.seen.add(key)
+            link = Link(url=url, text=text, title="", heading="", context="", tag="a")
+            item = Item(
+                url=url,
+                depth=depth + 1,
+                link=link,
+                source_page=page.url,
+                page_title=page.title,
+                norm=key,
+                route=True,
+            )
+            if (
+                params.single_page
+                or depth + 1 > params.max_depth
+                or not self._page_admitted(item, key, dated)
+            ):
+                self.rec.seen(key)
+                continue
+            self._push(-link_priority(self.query, url, text), item)
+
     def _page_admitted(self, item: Item, key: str, from_dated_page: bool) -> bool:
         refusal = self._known_refusal(item.url)
         if refusal is not None:
@@ -809,10 +844,29 @@ class Crawl:
             memory.futile += 1
         await self._rendered(item, rendered, status, began)
 
+    async def _process_route(self, item: Item, began: float) -> None:
+        """A client-side route: only a browser shows it (a static fetch would read the app's
+        shell at its URL without the fragment, which robots.txt is asked about)."""
+        if self.render_off is not None:  # the browser went away since the route was found
+            self.pages_started -= 1
+            return
+        try:
+            await self._gate(URL(item.url))
+        except FetchError as exc:
+            self.pages_started -= 1  # never requested
+            if exc.kind in ROBOTS_KINDS:
+                self._disallowed_page(item, exc)
+            else:
+                self.rec.error(exc.kind, exc.message, item.url)
+            return
+        await self._direct(item, began)
+
     async def _direct(self, item: Item, began: float) -> bool:
-        """Render without a static fetch first; False: fetch it statically instead."""
-        auto = self.params.render_js == "auto"
-        rendered = await self._render(item.url, quiet_not_page=True, source=auto)
+        """Render without a static fetch first; False: fetch it statically instead.
+
+        A route's render tells nothing of what the host's other pages need: not judged."""
+        auto = self.params.render_js == "auto" and not item.route
+        rendered = await self._render(item.url, quiet_not_page=not item.route, source=auto)
         if rendered is None:
             return False
         status = rendered.status or 200
@@ -889,7 +943,7 @@ class Crawl:
     async def _rendered(self, item: Item, rendered: Rendered, status: int, began: float) -> None:
         """Record a rendered page (and its screenshot); follow the links of its DOM."""
         final = rendered.final_url
-        key = urls.normalize_url(final)
+        key = urls.route_key(final)
         if self._in_scope(final) and key not in self.seen:
             self.seen.add(key)  # a client-side route it moved to
             self.rec.seen(key)
@@ -901,10 +955,12 @@ class Crawl:
             if url not in in_dom
         ]
         shot = await self._store_screenshot(final, rendered.screenshot)
-        elapsed, links = _ms(began), len(page.links) + len(extra)
+        elapsed, links = _ms(began), len(page.links) + len(extra) + len(rendered.routes)
         if self.sink is not None:
             page.links = await self.sink.page(page, rendered.html, item.depth)
             extra = []  # the sink chooses what is followed
+        else:
+            self._follow_routes(rendered.routes, item.depth, page)
         await self._follow(page, item.depth, extra)
         # Recorded with what it found, and done in the same flush (see _process_page).
         self.rec.page(final, status, item.depth, links, elapsed, "browser", shot)

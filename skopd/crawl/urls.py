@@ -141,6 +141,22 @@ def normalize_url(url: str) -> str:
     return f"{key}?{query}" if query else key
 
 
+def is_route_fragment(fragment: str) -> bool:
+    """Whether a URL's fragment (without its "#") names a client-side route of a hash-routed
+    app ("/documents/2024", "!/minutes"), a page of its own that only a browser can show;
+    any other fragment ("top", "section-2") is a place in the same page."""
+    return fragment.startswith(("/", "!/"))
+
+
+def route_key(url: str) -> str:
+    """The de-duplication key of a page a browser shows: `normalize_url`, keeping the
+    fragment when it is a client-side route (see is_route_fragment), as is."""
+    base, sep, fragment = url.partition("#")
+    if sep and is_route_fragment(fragment):
+        return f"{normalize_url(base)}#{fragment}"
+    return normalize_url(base)
+
+
 def _normalize_netloc(netloc: str, scheme: str) -> str:
     userinfo, at, hostport = netloc.rpartition("@")
     if hostport.startswith("["):

@@ -16,6 +16,15 @@ render of ``path`` must find; none of them is in the HTML the server sends.
                 (location.href = OFFSITE) and a real link "Next" to OFFSITE
   /spa/, /spa/* one shell for every route; at /spa/ the router pushState()s to /spa/docs
                 after 100 ms; /spa/docs renders /docs/route-1.pdf, /docs/route-2.pdf
+  /hashapp/     a hash-routed app: one URL, its script shows the view of location.hash (an
+                empty hash is replaced by "#/") and shows it again on each hashchange.
+                #/ links #/documents, #!/minutes, #top and #section-2 (places on the
+                page); #/documents links #/documents/2024 and #/documents/2023, whose views
+                link HASH_DOCS' /docs/hash-2024-*.pdf and /docs/hash-2023-1.pdf;
+                #!/minutes links #!/minutes/march, which links /docs/hash-march.pdf.
+                Unknown routes show "Not found"
+  /anchors      plain HTML, no script: links to places on itself (#top, #section-2), to
+                a route-like #/archive, to /static#minutes and /static#/minutes
   /lazy         a 3,000 px list; an IntersectionObserver at its end fetches one more
                 batch per scroll: /docs/lazy-1.pdf, /docs/lazy-2.pdf, /docs/lazy-3.pdf
   /alert        alert() and confirm() (which block scripts until answered), then
@@ -77,6 +86,24 @@ EXPECTED: Final = {
     "/tracker": ["/docs/tracker-1.pdf"],
     "/alert": ["/docs/alert-1.pdf"],
 }
+# The documents of /hashapp/, each shown only by a route two levels deep.
+HASH_DOCS: Final = sorted(
+    {
+        "/docs/hash-2024-1.pdf",
+        "/docs/hash-2024-2.pdf",
+        "/docs/hash-2023-1.pdf",
+        "/docs/hash-march.pdf",
+    }
+)
+# The routes a crawl of /hashapp/ renders (#/ is where the app sends an empty hash).
+HASH_ROUTES: Final = (
+    "#/",
+    "#/documents",
+    "#!/minutes",
+    "#/documents/2024",
+    "#/documents/2023",
+    "#!/minutes/march",
+)
 CHAIN: Final = 8
 MIXED_PLAIN: Final = 6
 INERT: Final = 6
@@ -184,6 +211,51 @@ if (location.pathname === "/spa/") {
 addEventListener("popstate", show);
 </script>""",
     ),
+    "/hashapp/": _page(
+        "Records",
+        '<div id="view"></div>'
+        + """<script>
+const views = {
+  "/": [["#/documents", "Documents"], ["#!/minutes", "Council minutes"],
+    ["#top", "Back to top"], ["#section-2", "About the records"]],
+  "/documents": [["#/documents/2024", "Documents 2024"], ["#/documents/2023", "Documents 2023"],
+    ["#/", "Home"]],
+  "/documents/2024": [["/docs/hash-2024-1.pdf", "Budget 2024"],
+    ["/docs/hash-2024-2.pdf", "Annual report 2024"], ["#/documents", "All documents"]],
+  "/documents/2023": [["/docs/hash-2023-1.pdf", "Budget 2023"], ["#/", "Home"]],
+  "!/minutes": [["#!/minutes/march", "Minutes of March"], ["#/", "Home"]],
+  "!/minutes/march": [["/docs/hash-march.pdf", "Council minutes March"]],
+};
+function show() {
+  const view = views[location.hash.slice(1)];
+  const root = document.getElementById("view");
+  root.textContent = "";
+  if (!view) { root.textContent = "Not found"; return; }
+  const list = document.createElement("ul");
+  for (const [href, title] of view) {
+    const a = document.createElement("a");
+    a.href = href; a.textContent = title;
+    const li = document.createElement("li"); li.append(a); list.append(li);
+  }
+  root.append(list);
+}
+if (!location.hash) location.replace("#/");
+show();
+addEventListener("hashchange", show);
+</script>""",
+    ),
+    "/anchors": _page(
+        "Council archive",
+        '<p id="top">'
+        + "The archive keeps the council's minutes and reports of past years. " * 20
+        + '</p><ul><li><a href="#section-2">Where the records are</a></li>'
+        '<li><a href="#/archive">Archive</a></li>'
+        '<li><a href="/static#minutes">Minutes</a></li>'
+        '<li><a href="/static#/minutes">Minutes (app)</a></li></ul>'
+        '<h2 id="section-2">Where the records are</h2><p>'
+        + "Older records are kept at the town hall. " * 20
+        + '</p><p><a href="#top">Back to top</a></p>',
+    ),
     "/lazy": _page(
         "News",
         '<ul id="list"></ul><div id="end">Loading…</div>'
@@ -242,6 +314,7 @@ def make_jsapp() -> web.Application:
     app[_STOPPING] = asyncio.Event()
     app.on_shutdown.append(_release)
     app.router.add_get("/spa/{route:.*}", _spa)
+    app.router.add_get("/hashapp/", _html)
     app.router.add_get("/api/fetch", _api_fetch)
     app.router.add_get("/api/more", _api_more)
     app.router.add_get("/api/lazy", _api_lazy)
