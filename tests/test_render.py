@@ -209,6 +209,16 @@ async def test_auto_follows_hash_routes_each_rendered_as_a_page(
     assert hits[("/hashapp/", "browser")] == len(HASH_ROUTES)
 
 
+async def test_a_start_page_s_route_is_the_view_rendered(daemon: Client, site: TestServer) -> None:
+    route = at(site, "/hashapp/") + "#/documents/2024"
+    status, results = await run_job(daemon, route, max_depth=0)
+
+    assert status["status"] == "completed", status
+    assert found(site, results) == {"/docs/hash-2024-1.pdf", "/docs/hash-2024-2.pdf"}
+    events = await page_events(daemon, results["job_id"])
+    assert [(e["url"], e["engine"]) for e in events] == [(route, "browser")]
+
+
 async def test_fragments_of_a_static_page_are_not_pages(daemon: Client, site: TestServer) -> None:
     """Places on a page (#top), and even route-like fragments (#/archive), of a page read
     as static HTML are that page: nothing more is crawled, and nothing is rendered."""

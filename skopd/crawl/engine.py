@@ -346,7 +346,7 @@ class Crawl:
         website = self.job.website
         host = URL(website).host or ""
         self.sites.add(urls.site_key(host))
-        key = urls.normalize_url(website)
+        key = urls.route_key(website)
         self.seen.add(key)
         link = Link(url=website, text="", title="", heading="", context="", tag="a")
         return Item(url=website, depth=0, link=link, source_page=website, page_title="", norm=key)
@@ -826,7 +826,7 @@ class Crawl:
         static = {urls.normalize_url(link.url) for link in page.links}
         if self.sink is None:
             await self._follow(page, item.depth)
-        rendered = await self._render(page.url)
+        rendered = await self._render(_with_route(page.url, item.url))
         if rendered is None:
             elapsed = _ms(began)
             if self.sink is not None:
@@ -1352,6 +1352,16 @@ class Crawl:
             item.url,
         )
         self._decided(item, "too_large")
+
+
+def _with_route(final: str, asked: str) -> str:
+    """The URL to render for a page fetched statically at `asked`: the URL it ended at, with
+    the client-side route `asked` named (only a start page can name one), which the fetch
+    dropped and a browser keeps across redirects."""
+    _, sep, fragment = asked.partition("#")
+    if sep and "#" not in final and urls.is_route_fragment(fragment):
+        return f"{final}#{fragment}"
+    return final
 
 
 def _name_from_disposition(item: Item, disposition: str | None) -> None:
