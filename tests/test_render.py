@@ -209,6 +209,26 @@ async def test_auto_follows_hash_routes_each_rendered_as_a_page(
     assert hits[("/hashapp/", "browser")] == len(HASH_ROUTES)
 
 
+async def test_robots_txt_judges_a_route_by_its_path_without_fragment(daemon: Client) -> None:
+    # Were the fragment part of the path, "/*minutes" would refuse #!/minutes.
+    robots = "User-agent: *\nDisallow: /documents\nDisallow: /*minutes\n"
+    server = TestServer(make_jsapp(robots=robots), host="127.0.0.1")
+    await server.start_server()
+    app = at(server, "/hashapp/")
+    try:
+        status, results = await run_job(daemon, app)
+        events = await page_events(daemon, results["job_id"])
+        docs = found(server, results)
+    finally:
+        await server.close()
+
+    assert status["status"] == "completed", status
+    assert server.app[HITS]["/robots.txt"] == 1
+    assert docs == set(HASH_DOCS)
+    assert sorted(e["url"] for e in events) == sorted(app + route for route in HASH_ROUTES)
+    assert not any("robots" in warning for warning in status["warnings"])
+
+
 async def test_a_start_page_s_route_is_the_view_rendered(daemon: Client, site: TestServer) -> None:
     route = at(site, "/hashapp/") + "#/documents/2024"
     status, results = await run_job(daemon, route, max_depth=0)

@@ -306,7 +306,8 @@ document.addEventListener("DOMContentLoaded",
 }
 
 
-def make_jsapp() -> web.Application:
+def make_jsapp(robots: str | None = None) -> web.Application:
+    """The app; with `robots`, /robots.txt answers that text (else 404)."""
     app = web.Application(middlewares=[_count])
     app[HITS] = collections.Counter()
     app[ENGINES] = collections.Counter()
@@ -315,6 +316,12 @@ def make_jsapp() -> web.Application:
     app.on_shutdown.append(_release)
     app.router.add_get("/spa/{route:.*}", _spa)
     app.router.add_get("/hashapp/", _html)
+    if robots is not None:
+
+        async def robots_txt(request: web.Request) -> web.Response:
+            return web.Response(text=robots, content_type="text/plain")
+
+        app.router.add_get("/robots.txt", robots_txt)
     app.router.add_get("/api/fetch", _api_fetch)
     app.router.add_get("/api/more", _api_more)
     app.router.add_get("/api/lazy", _api_lazy)
