@@ -22,6 +22,7 @@ import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from skopd.config import Config
 from skopd.crawl.browser import BrowserPool
 from skopd.crawl.netpolicy import AddressPolicy
 from skopd.crawl.proxy import PolicyDestinations, Refused
@@ -485,10 +486,9 @@ async def test_host_memory_and_screenshots_survive_a_restart(
     assert len(list(folder.iterdir())) == len(results["screenshots"]) > 0
 
 
-async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: Path) -> None:
-    """A job stopped with the daemon after its first renders resumes with its queued routes
-    as they were: rendered (never fetched statically), each recorded once."""
-    cfg = make_config(tmp_path, browser={"page_timeout_s": 8.0})
+async def hash_job_stopped_after_renders(site: TestServer, cfg: Config) -> str:
+    """A /hashapp/ job whose daemon is stopped once two renders were asked for: its
+    routes found so far are queued in the checkpoint."""
     first = Daemon(cfg)
     client = await first.start()
     try:
@@ -501,15 +501,18 @@ async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: 
                 "parameters": {"confidence_threshold": 0.0},
             },
         )
-        job_id = (await resp.json())["job_id"]
+        job_id: str = (await resp.json())["job_id"]
         end = time.monotonic() + 60
         while engine_hits(site, base).get(("/hashapp/", "browser"), 0) < 2:
             assert time.monotonic() < end
             await asyncio.sleep(0.02)
     finally:
         await first.stop()
-    before = dict(site.app[ENGINES])
+    return job_id
 
+
+async def resume_to_the_end(cfg: Config, job_id: str) -> tuple[Any, list[Any]]:
+    """Start a daemon on `cfg` and wait for the resumed job: its results and page events."""
     second = Daemon(cfg)
     client = await second.start()
     try:
@@ -518,9 +521,18 @@ async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: 
             assert time.monotonic() < end
             await asyncio.sleep(0.1)
         results = await (await client.get(f"/scrape/results/{job_id}")).json()
-        events = await page_events(client, job_id)
+        return results, await page_events(client, job_id)
     finally:
         await second.stop()
+
+
+async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: Path) -> None:
+    """A job stopped with the daemon after its first renders resumes with its queued routes
+    as they were: rendered (never fetched statically), each recorded once."""
+    cfg = make_config(tmp_path, browser={"page_timeout_s": 8.0})
+    job_id = await hash_job_stopped_after_renders(site, cfg)
+    before = dict(site.app[ENGINES])
+    results, events = await resume_to_the_end(cfg, job_id)
 
     assert results["status"] == "completed", results
     assert found(site, results) == set(HASH_DOCS)
@@ -531,6 +543,36 @@ async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: 
     app = at(site, "/hashapp/")
     assert sorted(set(urls)) == sorted(app + route for route in HASH_ROUTES)
     assert len(urls) == len(set(urls))  # no route recorded twice
+
+
+async def test_queued_hash_routes_without_a_browser_each_say_why(
+    site: TestServer, tmp_path: Path
+) -> None:
+    """Resumed on a daemon with no browser, the routes queued before cannot be read (a
+    static fetch would only get the app's shell): each is a render_failed error naming it,
+    none is fetched or recorded as a page, and the job ends completed."""
+    job_id = await hash_job_stopped_after_renders(
+        site, make_config(tmp_path, browser={"page_timeout_s": 8.0})
+    )
+    before = dict(site.app[ENGINES])
+    cfg = make_config(tmp_path, browser={"enabled": False})
+    results, events = await resume_to_the_end(cfg, job_id)
+
+    assert results["status"] == "completed", results
+    fetched = {path for path, _ in engine_hits(site, before) if path != "/robots.txt"}
+    assert fetched == set()  # no page, no route: nothing read in any way
+    recorded = {e["url"] for e in events}
+    unread = {
+        e["page_url"]
+        for e in results["errors"]
+        if e["error_type"] == "render_failed"
+        and "client-side route not rendered" in e["error_message"]
+    }
+    app = at(site, "/hashapp/")
+    assert unread, results["errors"]
+    assert all(url.startswith(app + "#") for url in unread)
+    assert not unread & recorded
+    assert recorded | unread <= {app + route for route in HASH_ROUTES}
 
 
 async def test_screenshots_are_stored_listed_and_served_after_a_restart(

@@ -847,19 +847,23 @@ class Crawl:
     async def _process_route(self, item: Item, began: float) -> None:
         """A client-side route: only a browser shows it (a static fetch would read the app's
         shell at its URL without the fragment, which robots.txt is asked about)."""
-        if self.render_off is not None:  # the browser went away since the route was found
-            self.pages_started -= 1
-            return
-        try:
-            await self._gate(URL(item.url))
-        except FetchError as exc:
-            self.pages_started -= 1  # never requested
-            if exc.kind in ROBOTS_KINDS:
-                self._disallowed_page(item, exc)
-            else:
-                self.rec.error(exc.kind, exc.message, item.url)
-            return
-        await self._direct(item, began)
+        if self.render_off is None:
+            try:
+                await self._gate(URL(item.url))
+            except FetchError as exc:
+                self.pages_started -= 1  # never requested
+                if exc.kind in ROBOTS_KINDS:
+                    self._disallowed_page(item, exc)
+                else:
+                    self.rec.error(exc.kind, exc.message, item.url)
+                return
+            if await self._direct(item, began) or self.render_off is None:
+                return  # rendered, or its render failed with its own error
+        # No browser (any more): the route is not read at all, and says so.
+        self.pages_started -= 1
+        self.rec.error(
+            "render_failed", f"client-side route not rendered: {self.render_off}", item.url
+        )
 
     async def _direct(self, item: Item, began: float) -> bool:
         """Render without a static fetch first; False: fetch it statically instead.
