@@ -665,20 +665,10 @@ class Crawl:
         for link in itertools.chain(page.links, extra):
             url = link.url
             key = urls.normalize_url(url)
-            if key in self.seen or not self._in_scope(url):
+            if not self._first_sight(url, key):
                 continue
-            if not urls.path_allowed(url, params.include_paths, params.exclude_paths):
-                continue
-            self.seen.add(key)
             kind = doctypes.type_from_url(url)
-            item = Item(
-                url=url,
-                depth=depth + 1,
-                link=link,
-                source_page=page.url,
-                page_title=page.title,
-                norm=key,
-            )
+            item = _item(link, key, depth, page)
             if kind is not None:
                 if kind in self.types and self._document_admitted(item, key, kind):
                     self.deferred.pop(key, None)  # this link says more than the sitemap
@@ -713,21 +703,10 @@ class Crawl:
         dated = bool(routes) and self.traps.dated(page.url)
         for url, text in routes:
             key = urls.route_key(url)
-            if key in self.seen or not self._in_scope(url):
+            if not self._first_sight(url, key):
                 continue
-            if not urls.path_allowed(url, params.include_paths, params.exclude_paths):
-                continue
-            self.seen.add(key)
             link = Link(url=url, text=text, title="", heading="", context="", tag="a")
-            item = Item(
-                url=url,
-                depth=depth + 1,
-                link=link,
-                source_page=page.url,
-                page_title=page.title,
-                norm=key,
-                route=True,
-            )
+            item = _item(link, key, depth, page, route=True)
             if (
                 params.single_page
                 or depth + 1 > params.max_depth
@@ -736,6 +715,15 @@ class Crawl:
                 self.rec.seen(key)
                 continue
             self._push(-link_priority(self.query, url, text), item)
+
+    def _first_sight(self, url: str, key: str) -> bool:
+        """Whether a link is new, in scope and within the job's paths; seen from now on."""
+        if key in self.seen or not self._in_scope(url):
+            return False
+        if not urls.path_allowed(url, self.params.include_paths, self.params.exclude_paths):
+            return False
+        self.seen.add(key)
+        return True
 
     def _page_admitted(self, item: Item, key: str, from_dated_page: bool) -> bool:
         refusal = self._known_refusal(item.url)
@@ -1356,6 +1344,19 @@ class Crawl:
             item.url,
         )
         self._decided(item, "too_large")
+
+
+def _item(link: Link, key: str, depth: int, page: Page, route: bool = False) -> Item:
+    """The frontier item of a link first seen on `page` (at `depth`)."""
+    return Item(
+        url=link.url,
+        depth=depth + 1,
+        link=link,
+        source_page=page.url,
+        page_title=page.title,
+        norm=key,
+        route=route,
+    )
 
 
 def _with_route(final: str, asked: str) -> str:
