@@ -20,7 +20,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import Daemon
 from tests.face_clients import KEY_A, KEY_B, KEYS, Client, docs_wait, skop_listing, sse_events
 from tests.fake_ollama import Call, FakeOllama
-from tests.sites.facesite import DOC_PAGES, HITS, RELEASE
+from tests.sites.facesite import DOC_PAGES, HASH_DOCS, HASH_SAVED, HITS, RELEASE
 
 A = {"X-API-Key": KEY_A}
 DaemonFactory = Callable[..., Awaitable[Daemon]]
@@ -406,3 +406,63 @@ async def test_saved_page_of_a_session_without_a_job_is_a_clear_404(
         assert "None" not in (await res.json())["error"]["message"]
     finally:
         facesite.app[RELEASE].set()
+
+
+async def saved_texts(client: Client, session: str, result: dict[str, Any]) -> dict[str, str]:
+    """Each saved page's chunks (GET .../pages?url=), joined, by its URL."""
+    texts = {}
+    for url in result["savedPages"]:
+        res = await client.get(f"/api/v1/scrape/{session}/pages", params={"url": url}, headers=A)
+        assert res.status == 200, await res.text()
+        page = await res.json()
+        assert page["url"] == url
+        texts[url] = "\n".join(c["text"] for c in page["chunks"])
+    return texts
+
+
+def views_in(text: str) -> list[str]:
+    """The routes of /hashdocs/ whose own text `text` holds (the sidebar names them all)."""
+    return [route for route, (_, _, own) in HASH_DOCS.items() if own in text]
+
+
+async def test_a_hash_routed_manual_saves_each_route_as_its_own_page(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    """A docsify-like manual is one URL whose script shows the view of location.hash: the
+    docs job renders it and saves each route it judges relevant (not #/login) as a page of
+    its own, listed under its URL with the route; the #/ view and a heading's
+    ?id= anchor show content already saved and are not saved again."""
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    starter = str(facesite.make_url("/hashdocs/"))
+    await scrape(client, session, {"starterLinks": [starter], "applicationName": "Widgetron"})
+    data = await docs_wait(client, session, KEY_A)
+    assert data["status"] == "finished", data
+    result = data["result"]
+    root = str(facesite.make_url(""))
+    saved = [url.removeprefix(root) for url in result["savedPages"]]
+    assert saved[0] == "/hashdocs/" and sorted(saved) == sorted(HASH_SAVED)
+    texts = await saved_texts(client, session, result)
+    for url, text in texts.items():
+        route = url.removeprefix(starter).removeprefix("#")
+        assert views_in(text) == [route], (url, text)
+    assert result["pageChunksCount"] == sum(p["chunks"] for p in result["savedPages"].values())
+    assert facesite.app[HITS]["/hashdocs/"] >= len(HASH_SAVED)  # each route rendered
+
+
+async def test_a_starter_link_naming_a_route_renders_that_view_first(
+    daemon_factory: DaemonFactory, facesite: TestServer
+) -> None:
+    client = await start(daemon_factory)
+    session = str(uuid.uuid4())
+    starter = str(facesite.make_url("/hashdocs/")) + "#/reference/api"
+    await scrape(client, session, {"starterLinks": [starter], "applicationName": "Widgetron"})
+    data = await docs_wait(client, session, KEY_A)
+    assert data["status"] == "finished", data
+    result = data["result"]
+    assert next(iter(result["savedPages"])) == starter
+    texts = await saved_texts(client, session, result)
+    assert views_in(texts[starter]) == ["/reference/api"]
+    # Every view but #/login saved once, whichever URL showed the home view first.
+    views = sorted(route for text in texts.values() for route in views_in(text))
+    assert views == sorted(route for route in HASH_DOCS if route != "/login")

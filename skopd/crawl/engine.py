@@ -825,6 +825,10 @@ class Crawl:
             return
         page.release()
         memory = self._host(page.url)
+        if self.traps.duplicate_content(rendered.html, rendered.final_url):
+            # Shown before at another URL (a hash app's #/ view after its start page).
+            self._page(item, rendered.final_url, status, 0, began, "browser")
+            return
         if any(urls.normalize_url(link) not in static for link in rendered.links):
             memory.gains += 1
             self.rendered_well = True
@@ -949,7 +953,7 @@ class Crawl:
         shot = await self._store_screenshot(final, rendered.screenshot)
         elapsed, links = _ms(began), len(page.links) + len(extra) + len(rendered.routes)
         if self.sink is not None:
-            page.links = await self.sink.page(page, rendered.html, item.depth)
+            await self._sink_rendered(page, rendered, item.depth)
             extra = []  # the sink chooses what is followed
         else:
             self._follow_routes(rendered.routes, item.depth, page)
@@ -957,6 +961,25 @@ class Crawl:
         # Recorded with what it found, and done in the same flush (see _process_page).
         self.rec.page(final, status, item.depth, links, elapsed, "browser", shot)
         self.rec.done(item.norm)
+
+    async def _sink_rendered(self, page: Page, rendered: Rendered, depth: int) -> None:
+        """Hand a rendered page to the sink with its client-side routes among its links (each
+        a Link keeping its route, with its text), so its chooser may choose them too; queue
+        the routes chosen, and leave the other links chosen in `page.links` to follow."""
+        assert self.sink is not None
+        if rendered.routes:
+            own = {link.url for link in page.links}
+            page.links = page.links + [
+                Link(url=url, text=text, title="", heading="", context="", tag="a")
+                for url, text in rendered.routes
+                if url not in own
+            ]
+        chosen = await self.sink.page(page, rendered.html, depth)
+        if rendered.routes:
+            routes = [(link.url, link.text) for link in chosen if _is_route(link.url)]
+            self._follow_routes(routes, depth, page)
+            chosen = [link for link in chosen if not _is_route(link.url)]
+        page.links = chosen
 
     async def _store_screenshot(self, url: str, png: bytes | None) -> Screenshot | None:
         if png is None:
@@ -1357,6 +1380,12 @@ def _item(link: Link, key: str, depth: int, page: Page, route: bool = False) -> 
         norm=key,
         route=route,
     )
+
+
+def _is_route(url: str) -> bool:
+    """Whether `url` names a client-side route (see urls.is_route_fragment)."""
+    _, sep, fragment = url.partition("#")
+    return bool(sep) and urls.is_route_fragment(fragment)
 
 
 def _with_route(final: str, asked: str) -> str:

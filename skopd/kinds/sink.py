@@ -29,7 +29,10 @@ def convert(body: bytes, url: str) -> tuple[str, str, list[ChunkOut]]:
 
 
 class ContentSink:
-    """Saves pages in the order they were fetched, each URL once, `max_saved` at most."""
+    """Saves pages in the order they were fetched, each URL once, `max_saved` at most.
+
+    A page is keyed by urls.route_key: a client-side route (`/docs/#/guide`) is a page of
+    its own; any other fragment is dropped (`normalize_url`)."""
 
     def __init__(
         self,
@@ -44,7 +47,7 @@ class ContentSink:
         self.choose = choose
         self.max_saved = max_saved
         self.positions = itertools.count(first_position)
-        self.saved: set[str] = set()  # normalized URLs (the content is in the store only)
+        self.saved: set[str] = set()  # route keys (the content is in the store only)
         # Saved before a restart, but their links were never followed (the daemon stopped
         # before the crawl recorded the page): fetched again, they choose again.
         self._unchosen: set[str] = set()
@@ -55,14 +58,14 @@ class ContentSink:
         return self.max_saved is not None and len(self.saved) >= self.max_saved
 
     def has(self, url: str) -> bool:
-        return urls.normalize_url(url) in self.saved
+        return urls.route_key(url) in self.saved
 
     async def restore(self, recorded: set[str]) -> None:
         """Continue after a restart: the pages saved before count, and are not saved again.
-        `recorded`: normalized URLs of the pages the crawl recorded (and followed)."""
+        `recorded`: route keys of the pages the crawl recorded (and followed)."""
         rows = await self.store.saved_pages(self.job_id)
         for _, url, success in rows:
-            key = urls.normalize_url(url)
+            key = urls.route_key(url)
             if success:
                 self.saved.add(key)
                 if key not in recorded:
@@ -72,7 +75,7 @@ class ContentSink:
             self.positions = itertools.count(last + 1)
 
     async def page(self, page: Page, body: bytes, depth: int) -> list[Link]:
-        key = urls.normalize_url(page.url)
+        key = urls.route_key(page.url)
         if key in self._unchosen:
             return await self._choose_again(key, page, body)
         if key in self.saved or self.full:

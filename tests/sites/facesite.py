@@ -10,6 +10,9 @@
   /docs/install/           -> /docs/install/linux/, /docs/config/
   /docs/install/linux/, /docs/config/, /docs/api/, /docs/api/auth/   chapters
   /blog/, /blog/launch-party  not documentation;  /login, /pricing  junk
+  /hashdocs/               a docsify-like manual: a shell whose script renders the view of
+                           location.hash from HASH_DOCS, with a sidebar of #/... links (and
+                           #/login); #/guide/install links its own heading (?id=requirements)
   /broken                  500
   /manual.pdf              a PDF document (not an HTML page)
   /slow                    answers once ``app[RELEASE]`` is set (at most SLOW_MAX_S later)
@@ -74,6 +77,61 @@ OTHER_PAGES: Final = {
     "/login": ("Log in", "Enter your password.", []),
     "/pricing": ("Pricing", "Plans start at 5 EUR.", []),
 }
+
+# The views of /hashdocs/ by route: (sidebar text, title, text). "" is the page without one.
+HASH_DOCS: Final = {
+    "": ("Home", "Widgetron Manual", "Widgetron assembles widgets from parts, read this first."),
+    "/guide/install": (
+        "Installation",
+        "Installing Widgetron",
+        "Unpack sprocket-kit.tar.gz and run ./widgetron --bootstrap on the host.",
+    ),
+    "/guide/configure": (
+        "Configuration",
+        "Configuring Widgetron",
+        "The file gearbox.toml names the parts catalogue and the listening port.",
+    ),
+    "/reference/api": (
+        "API reference",
+        "Widgetron API",
+        "GET /cogs lists the cogs; POST /cogs adds one with its torque.",
+    ),
+    "/changelog": (
+        "Changelog",
+        "Widgetron Changelog",
+        "Version 2.1 renamed the flange option and fixed the ratchet report.",
+    ),
+    "/login": ("Log in", "Log in", "Enter your password to reach the parts store."),
+}
+# The pages a docs crawl of /hashdocs/ saves (the start page, then its routes but #/login).
+HASH_SAVED: Final = ["/hashdocs/"] + [
+    f"/hashdocs/#{route}" for route in HASH_DOCS if route not in ("", "/login")
+]
+_HASH_SHELL: Final = """<!doctype html><html lang='en'><head><meta charset='utf-8'>
+<title>Widgetron Manual</title></head><body><div id="app">Loading...</div><script>
+const VIEWS = %s;
+function show() {
+  const route = location.hash.replace(/^#/, "").split("?")[0];
+  const view = VIEWS[route === "/" ? "" : route] || ["", "Not found", "No such page."];
+  let extra = "";
+  if (route === "/guide/install") {
+    extra = '<h2 id="requirements">Requirements</h2><p>A 64-bit host.</p>'
+      + '<p><a href="#/guide/install?id=requirements">Requirements</a></p>';
+  }
+  const nav = Object.entries(VIEWS).map(([r, v]) =>
+    '<li><a href="#' + (r || "/") + '">' + v[0] + "</a></li>").join("");
+  document.title = view[1];
+  document.getElementById("app").innerHTML = "<aside><ul>" + nav + "</ul></aside><main><h1>"
+    + view[1] + "</h1><p>" + view[2] + "</p>" + extra + "</main>";
+}
+addEventListener("hashchange", show);
+show();
+</script></body></html>"""
+
+
+async def hashdocs(_: web.Request) -> web.Response:
+    return web.Response(text=_HASH_SHELL % json.dumps(HASH_DOCS), content_type="text/html")
+
 
 _LINK_TEXT: Final = {
     "/docs/": "Manual home",
@@ -199,6 +257,7 @@ def make_facesite() -> web.Application:
     app.router.add_get("/broken", broken)
     app.router.add_get("/manual.pdf", manual)
     app.router.add_get("/slow", slow)
+    app.router.add_get("/hashdocs/", hashdocs)
     for path in (*DOC_PAGES, *OTHER_PAGES):
         app.router.add_get(path, pages)
     return app
