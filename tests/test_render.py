@@ -39,6 +39,7 @@ from tests.sites.jsapp import (
     INERT,
     JS_ONLY,
     MIXED_PLAIN,
+    SHELL_DOCS,
     make_jsapp,
 )
 
@@ -208,6 +209,22 @@ async def test_auto_follows_hash_routes_each_rendered_as_a_page(
     hits = engine_hits(site, before)
     assert hits[("/hashapp/", "http")] == 1
     assert hits[("/hashapp/", "browser")] == len(HASH_ROUTES)
+
+
+async def test_pushstate_views_served_as_one_shell_are_each_rendered(
+    daemon: Client, site: TestServer
+) -> None:
+    """A pushState app's server answers every path with the same bytes: the same shell at
+    another URL is another view of the app, not a copy whose links are known already. (From
+    a plain page, so the host is never rendered straight away: each view is fetched first.)"""
+    status, results = await run_job(daemon, at(site, "/records"))
+
+    assert status["status"] == "completed", status
+    assert found(site, results) == set(SHELL_DOCS)
+    events = await page_events(daemon, results["job_id"])
+    rendered = {e["url"] for e in events if e["engine"] == "browser"}
+    assert {at(site, path) for path in ("/shell/minutes", "/shell/budget")} <= rendered
+    assert not any("same content" in w for w in results["warnings"]), results["warnings"]
 
 
 async def test_robots_txt_judges_a_route_by_its_path_without_fragment(daemon: Client) -> None:

@@ -63,7 +63,7 @@ from skopd.crawl.fetch import (
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.robots import Robots, RobotsCache, origin_of
 from skopd.crawl.shell import looks_like_app_shell
-from skopd.crawl.traps import TrapGuard, TrapState
+from skopd.crawl.traps import DUPLICATE_CONTENT, TrapGuard, TrapState
 from skopd.models import Job, Screenshot, StoredDocument, new_id, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
@@ -608,12 +608,18 @@ class Crawl:
                 ) from exc
             self.rec.error(failure_kind(exc, "fetch_failed"), describe(exc), item.url)
             return
-        if self.traps.duplicate_content(body, final):
-            self._page(item, final, status, 0, began)
+        copy = self.traps.duplicate_content(body, final, count=False)
+        if copy and not self._may_be_a_view(body):
+            self._copy(item, final, status, began)
             return
         page = await _parse(body, final, content_type)
         if self._needs_render(page, body) and not tried:
+            # Servers of pushState apps answer every path with the same shell: the same
+            # bytes at another URL are then another view of the app, not a known page.
             await self._render_after(item, page, body, status, began)
+            return
+        if copy:
+            self._copy(item, final, status, began)
             return
         elapsed, links = _ms(began), len(page.links)
         if self.sink is not None:
@@ -715,6 +721,16 @@ class Crawl:
                 self.rec.seen(key)
                 continue
             self._push(-link_priority(self.query, url, text), item)
+
+    def _may_be_a_view(self, body: bytes) -> bool:
+        """Whether a page with an earlier page's bytes could be an application shell that
+        `auto` renders (so a view of its own): only then is a copy parsed at all."""
+        return self.params.render_js == "auto" and self.render_off is None and b"<script" in body
+
+    def _copy(self, item: Item, final: str, status: int, began: float) -> None:
+        """A page with an earlier page's content: its links are known, it is not followed."""
+        self.traps.stopped[DUPLICATE_CONTENT] += 1
+        self._page(item, final, status, 0, began)
 
     def _first_sight(self, url: str, key: str) -> bool:
         """Whether a link is new, in scope and within the job's paths; seen from now on."""

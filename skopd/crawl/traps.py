@@ -132,15 +132,17 @@ class TrapGuard:
     def dated(self, url: str) -> bool:
         return _DATE.search(url) is not None
 
-    def duplicate_content(self, body: bytes, url: str) -> bool:
+    def duplicate_content(self, body: bytes, url: str, count: bool = True) -> bool:
         """Whether an earlier page at another URL had exactly these bytes (its links are then
-        known). The same URL read again (a resumed crawl choosing its links anew) is not."""
+        known). The same URL read again (a resumed crawl choosing its links anew) is not.
+        `count`: a copy is counted as stopped (else the caller counts what it stops)."""
         digest, where = _digest(body), _digest(url.encode())
         seen = self._contents.get(digest)
         if seen is not None:
             if seen == where:
                 return False
-            self.stopped[DUPLICATE_CONTENT] += 1
+            if count:
+                self.stopped[DUPLICATE_CONTENT] += 1
             return True
         self._contents[digest] = where
         self._packed += digest + where

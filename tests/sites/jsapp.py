@@ -16,6 +16,11 @@ render of ``path`` must find; none of them is in the HTML the server sends.
                 (location.href = OFFSITE) and a real link "Next" to OFFSITE
   /spa/, /spa/* one shell for every route; at /spa/ the router pushState()s to /spa/docs
                 after 100 ms; /spa/docs renders /docs/route-1.pdf, /docs/route-2.pdf
+  /shell/, /shell/*  one shell (the same bytes) for every path, as servers of pushState apps
+                answer: its script shows the view of location.pathname; /shell/ links
+                /shell/minutes and /shell/budget, whose views link SHELL_DOCS
+  /records      plain HTML, no script: links /shell/minutes and /shell/budget (a site
+                half static, half app: its host never goes straight to the browser)
   /hashapp/     a hash-routed app: one URL, its script shows the view of location.hash (an
                 empty hash is replaced by "#/") and shows it again on each hashchange.
                 #/ links #/documents, #!/minutes, #top and #section-2 (places on the
@@ -104,6 +109,8 @@ HASH_ROUTES: Final = (
     "#/documents/2023",
     "#!/minutes/march",
 )
+# What a crawl of /shell/ finds: each only in the view of its own path.
+SHELL_DOCS: Final = ("/docs/shell-minutes-2024.pdf", "/docs/shell-budget-2024.pdf")
 CHAIN: Final = 8
 MIXED_PLAIN: Final = 6
 INERT: Final = 6
@@ -211,6 +218,26 @@ if (location.pathname === "/spa/") {
 addEventListener("popstate", show);
 </script>""",
     ),
+    "/records": _page(
+        "Town records",
+        "<p>"
+        + "The records of the town council, kept since 1901. " * 8
+        + '</p><ul><li><a href="/shell/minutes">Council minutes</a></li>'
+        '<li><a href="/shell/budget">Budget</a></li></ul>',
+    ),
+    "/shell/": _page(
+        "Town records",
+        '<div id="app"></div>'
+        + """<script>
+const views = {
+  "/shell/": '<ul><li><a href="/shell/minutes">Council minutes</a></li>'
+    + '<li><a href="/shell/budget">Budget</a></li></ul>',
+  "/shell/minutes": '<a href="/docs/shell-minutes-2024.pdf">Council minutes 2024</a>',
+  "/shell/budget": '<a href="/docs/shell-budget-2024.pdf">Budget 2024</a>',
+};
+document.getElementById("app").innerHTML = views[location.pathname] || "<p>Not found</p>";
+</script>""",
+    ),
     "/hashapp/": _page(
         "Records",
         '<div id="view"></div>'
@@ -316,6 +343,7 @@ def make_jsapp(robots: str | None = None) -> web.Application:
     app.on_shutdown.append(_release)
     app.router.add_get("/spa/{route:.*}", _spa)
     app.router.add_get("/hashapp/", _html)
+    app.router.add_get("/shell/{route:.*}", _shell)
     if robots is not None:
 
         async def robots_txt(request: web.Request) -> web.Response:
@@ -379,6 +407,10 @@ async def _html(request: web.Request) -> web.Response:
     if body is None:
         raise web.HTTPNotFound(text="no such page")
     return web.Response(text=body, content_type="text/html")
+
+
+async def _shell(request: web.Request) -> web.Response:
+    return web.Response(text=_PAGES["/shell/"], content_type="text/html")
 
 
 async def _spa(request: web.Request) -> web.Response:
