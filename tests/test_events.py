@@ -290,6 +290,16 @@ async def test_shutdown_ends_open_streams_at_once(
         assert loop.time() - began < 5
 
 
+async def stored_job(store: Store, job_id: str, status: JobStatus = JobStatus.PENDING) -> Job:
+    """A job of no one's, inserted in `store`, for tests that drive a Recorder by hand."""
+    job = Job(
+        job_id=job_id, owner="", website="http://x.org/", prompt="minutes of 2024",
+        parameters=Parameters(), status=status, message="", created_at=utcnow(),
+    )  # fmt: skip
+    await store.insert_job(job)
+    return job
+
+
 def frames(events: range, name: str = "warning") -> list[Event]:
     return [make_event(seq, name, {"message": f"m{seq}"}) for seq in events]
 
@@ -417,11 +427,7 @@ async def test_a_flush_cancelled_mid_write_still_publishes_in_order(tmp_path: Pa
     await store.open()
     try:
         bus = EventBus()
-        job = Job(
-            job_id="job_flush", owner="", website="http://x.org/", prompt="minutes of 2024",
-            parameters=Parameters(), status=JobStatus.PENDING, message="", created_at=utcnow(),
-        )  # fmt: skip
-        await store.insert_job(job)
+        job = await stored_job(store, "job_flush")
         rec = Recorder(store, bus, job, next_seq=1)
         sub = bus.subscribe_job(job.job_id)
         seen: list[int] = []
@@ -458,11 +464,7 @@ async def test_replay_reads_are_never_stale_while_a_snapshot_is_open(tmp_path: P
     store = Store(tmp_path / "x.db")
     await store.open()
     try:
-        job = Job(
-            job_id="job_snap", owner="", website="http://x.org/", prompt="minutes of 2024",
-            parameters=Parameters(), status=JobStatus.PENDING, message="", created_at=utcnow(),
-        )  # fmt: skip
-        await store.insert_job(job)
+        job = await stored_job(store, "job_snap")
         rec = Recorder(store, EventBus(), job, next_seq=1)
         rec.warning("one")
         await rec.flush()
@@ -647,11 +649,7 @@ async def test_a_changing_job_sends_a_status_at_least_once_a_second_as_clients_s
     store = Store(tmp_path / "x.db")
     await store.open()
     try:
-        job = Job(
-            job_id="job_beat", owner="", website="http://x.org/", prompt="minutes of 2024",
-            parameters=Parameters(), status=JobStatus.IN_PROGRESS, message="", created_at=utcnow(),
-        )  # fmt: skip
-        await store.insert_job(job)
+        job = await stored_job(store, "job_beat", JobStatus.IN_PROGRESS)
         rec = Recorder(store, EventBus(), job, next_seq=1)
         now = [1000.0]
         rec.clock = lambda: now[0]
