@@ -448,6 +448,21 @@ async def test_a_host_whose_renders_find_nothing_more_is_left_alone(
     assert results["metadata"]["pages_by_engine"] == {"http": INERT - 3, "browser": 3}
 
 
+async def resume_to_the_end(cfg: Config, job_id: str) -> tuple[Any, list[Any]]:
+    """Start a daemon on `cfg` and wait for the resumed job: its results and page events."""
+    second = Daemon(cfg)
+    client = await second.start()
+    try:
+        end = time.monotonic() + 120
+        while (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]:
+            assert time.monotonic() < end
+            await asyncio.sleep(0.1)
+        results = await (await client.get(f"/scrape/results/{job_id}")).json()
+        return results, await page_events(client, job_id)
+    finally:
+        await second.stop()
+
+
 async def test_host_memory_and_screenshots_survive_a_restart(
     site: TestServer, tmp_path: Path
 ) -> None:
@@ -477,16 +492,7 @@ async def test_host_memory_and_screenshots_survive_a_restart(
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"\x89PNG\r\n\x1a\n")
 
-    second = Daemon(cfg)
-    client = await second.start()
-    try:
-        end = time.monotonic() + 120
-        while (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]:
-            assert time.monotonic() < end
-            await asyncio.sleep(0.1)
-        results = await (await client.get(f"/scrape/results/{job_id}")).json()
-    finally:
-        await second.stop()
+    results, _ = await resume_to_the_end(cfg, job_id)
 
     assert results["status"] == "completed"
     docs = {f"/docs/resume-chain-{n}.pdf" for n in range(1, CHAIN + 1)}
@@ -526,21 +532,6 @@ async def hash_job_stopped_after_renders(site: TestServer, cfg: Config) -> str:
     finally:
         await first.stop()
     return job_id
-
-
-async def resume_to_the_end(cfg: Config, job_id: str) -> tuple[Any, list[Any]]:
-    """Start a daemon on `cfg` and wait for the resumed job: its results and page events."""
-    second = Daemon(cfg)
-    client = await second.start()
-    try:
-        end = time.monotonic() + 120
-        while (await (await client.get(f"/scrape/status/{job_id}")).json())["is_active"]:
-            assert time.monotonic() < end
-            await asyncio.sleep(0.1)
-        results = await (await client.get(f"/scrape/results/{job_id}")).json()
-        return results, await page_events(client, job_id)
-    finally:
-        await second.stop()
 
 
 async def test_queued_hash_routes_survive_a_restart(site: TestServer, tmp_path: Path) -> None:
