@@ -188,7 +188,7 @@ async def test_images_fonts_and_media_are_blocked_by_type_not_by_name(
     rendered = await pools(block_resources=False).render(url(site, "/media"))
     assert url(site, "/docs/fetch-3.pdf") in rendered.links
     assert site.app[HITS]["/picture?id=3"] == 1 and site.app[HITS]["/photo.JPG"] == 1
-    assert site.app[HITS]["/typeface?f=1"] == 1
+    assert site.app[HITS]["/typeface?f=1"] == 1 and site.app[HITS]["/clip?v=1"] >= 1
 
 
 @pytest.mark.parametrize("path", ["/stuck", "/silent"])

@@ -106,7 +106,8 @@ def test_cli_check_config_never_prints_an_api_key(tmp_path: Path) -> None:
     path.write_text('[server]\napi_keys = ["sk-first-4f9a1c", "sk-second-77b2e0"]\n')
     out = _cli("check-config", str(path))
     assert out.returncode == 0, out.stderr
-    assert "sk-first" not in out.stdout + out.stderr and "sk-second" not in out.stdout
+    printed = out.stdout + out.stderr
+    assert "sk-first" not in printed and "sk-second" not in printed
     assert msgspec.json.decode(out.stdout)["server"]["api_keys"] == ["***", "***"]
 
 

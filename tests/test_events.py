@@ -678,6 +678,8 @@ async def test_a_changing_job_sends_a_status_at_least_once_a_second_as_clients_s
         assert await store.last_event_seq(job.job_id) == last
         rec.page("http://x.org/again", 200, 1, 3, 12)
         await rec.flush()  # a change after 5 s: a status with it
+        names = [name for _, name, _ in await store.events_after(job.job_id, last)]
+        assert names == ["page", "status"]
         last = await store.last_event_seq(job.job_id)
         # A state change is announced at once, however recent the last status.
         rec.update(message="Downloading documents")

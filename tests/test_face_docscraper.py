@@ -212,7 +212,10 @@ async def test_identical_input_reuses_the_stored_result_unless_skip_cache(
     ("payload", "fragment"),
     [
         ({"applicationName": "W"}, "starterLinks: is required"),
-        ({"starterLinks": ["http://a.test/"], "applicationName": "W" * 201}, "applicationName"),
+        (
+            {"starterLinks": ["http://a.test/"], "applicationName": "W" * 201},
+            "applicationName: must be at most 200 characters",
+        ),
         ({"starterLinks": [], "applicationName": "W"}, "starterLinks: must list"),
         ({"starterLinks": ["nope"], "applicationName": "W"}, "starterLinks[0]"),
         (

@@ -229,7 +229,7 @@ async def test_pushstate_views_served_as_one_shell_are_each_rendered(
 
 async def test_robots_txt_judges_a_route_by_its_path_without_fragment(daemon: Client) -> None:
     # Were the fragment part of the path, "/*minutes" would refuse #!/minutes.
-    robots = "User-agent: *\nDisallow: /documents\nDisallow: /*minutes\n"
+    robots = "User-agent: *\nDisallow: /*documents\nDisallow: /*minutes\n"
     server = TestServer(make_jsapp(robots=robots), host="127.0.0.1")
     await server.start_server()
     app = at(server, "/hashapp/")
