@@ -345,11 +345,11 @@ class EventBus:
         loop = asyncio.get_running_loop()
         due = out.sent_at + out.interval
         if batch.done or loop.time() >= due:
-            self._fan_out(job_id, owner)
+            self._fan_out(job_id)
         elif out.waiters:
             self._hurry(job_id, out)
         elif out.timer is None:
-            out.timer = loop.call_at(due, self._fan_out, job_id, owner)
+            out.timer = loop.call_at(due, self._fan_out, job_id)
         watchers = self._owners.get(owner)
         if watchers:
             statuses = [e for e in events if e.name in ("status", "done")]
@@ -360,7 +360,7 @@ class EventBus:
                 for sub in list(watchers):
                     sub.offer(batch)
 
-    def _fan_out(self, job_id: str, owner: str) -> None:
+    def _fan_out(self, job_id: str) -> None:
         """Send what the job published since the last fan-out, as one batch, to its streams
         and its ring. A stream that subscribed meanwhile read the ring or the store first:
         it skips or slices what it already has (batches are consecutive)."""
@@ -376,12 +376,10 @@ class EventBus:
         out.batches = []
         out.sent_at = asyncio.get_running_loop().time()
         out.sent_seq = batch.last_seq
-        if batch.done:
-            self._forget(job_id)  # ended: streams that join now replay the store
-        else:
+        if not batch.done:
             ring = self._rings.get(job_id)
             if ring is None:
-                ring = self._rings[job_id] = Ring(owner)
+                ring = self._rings[job_id] = Ring(out.owner)
             ring.add(batch)
         subs = self._jobs.get(job_id)
         if subs:
@@ -391,7 +389,11 @@ class EventBus:
             took = time.thread_time() - began
             least = FANOUT_INTERVAL_S + FANOUT_PER_STREAM_S * len(subs)
             out.interval = min(max(least, took / FANOUT_SHARE), FANOUT_MAX_INTERVAL_S)
-        out.release()  # after the streams were handed the batch
+        # After the streams were handed the batch: waiting readers go on.
+        if batch.done:
+            self._forget(job_id)  # ended: streams that join now replay the store
+        else:
+            out.release()
 
     async def caught_up(self, job_id: str, seq: int) -> None:
         """Return once the job's streams have been handed every event up to `seq` (its last
@@ -418,11 +420,11 @@ class EventBus:
         loop = asyncio.get_running_loop()
         soonest = out.sent_at + FANOUT_INTERVAL_S
         if loop.time() >= soonest:
-            self._fan_out(job_id, out.owner)
+            self._fan_out(job_id)
         elif out.timer is None or out.timer.when() > soonest:
             if out.timer is not None:
                 out.timer.cancel()
-            out.timer = loop.call_at(soonest, self._fan_out, job_id, out.owner)
+            out.timer = loop.call_at(soonest, self._fan_out, job_id)
 
     def job_ended(self, job_id: str) -> None:
         """The job's task is over, whatever its outcome (its last flush may have failed and
@@ -430,7 +432,7 @@ class EventBus:
         freed. Streams still open on it replay the store from now on."""
         out = self._outboxes.get(job_id)
         if out is not None:
-            self._fan_out(job_id, out.owner)
+            self._fan_out(job_id)
         self._forget(job_id)
 
     def _forget(self, job_id: str) -> None:

@@ -534,21 +534,28 @@ class Store:
         before_seq: int | None,
         kind: JobKind | None = None,
         offset: int = 0,
+        conn: aiosqlite.Connection | None = None,
     ) -> list[Job]:
         where, args = _job_filter(owner, status, kind)
         if before_seq is not None:
             where += " AND seq < ?"
             args.append(before_seq)
         async with _read(
-            self.r,
+            conn or self.r,
             f"SELECT * FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         ) as cur:
             return [_job(row) for row in await cur.fetchall()]
 
-    async def count_jobs(self, owner: str, status: JobStatus | None, kind: JobKind | None) -> int:
+    async def count_jobs(
+        self,
+        owner: str,
+        status: JobStatus | None,
+        kind: JobKind | None,
+        conn: aiosqlite.Connection | None = None,
+    ) -> int:
         where, args = _job_filter(owner, status, kind)
-        async with _read(self.r, f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
+        async with _read(conn or self.r, f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -716,19 +723,11 @@ class Store:
     ) -> tuple[int, list[tuple[Snapshot, JobOutput | None]]]:
         conn = self._snapshots
         assert conn is not None, "store is not open"
-        where, args = _job_filter(owner, status, kind)
         async with self._read_lock:
             await conn.execute("BEGIN")
             try:
-                async with _read(conn, f"SELECT count(*) FROM jobs WHERE {where}", args) as cur:
-                    row = await cur.fetchone()
-                total = int(row[0]) if row else 0
-                async with _read(
-                    conn,
-                    f"SELECT * FROM jobs WHERE {where} ORDER BY seq DESC LIMIT ? OFFSET ?",
-                    [*args, limit, offset],
-                ) as cur:
-                    jobs = [_job(r) for r in await cur.fetchall()]
+                total = await self.count_jobs(owner, status, kind, conn)
+                jobs = await self.list_jobs(owner, status, limit, None, kind, offset, conn)
                 ids = [job.job_id for job in jobs]
                 marks = ", ".join("?" * len(ids))
                 fatal: dict[str, list[JobErrorInfo]] = {i: [] for i in ids}
