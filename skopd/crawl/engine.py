@@ -166,7 +166,8 @@ class CrawlState(msgspec.Struct, array_like=True):
     job_bytes: int = 0  # downloaded, against jobs.max_job_bytes_mb
     rendering: dict[str, HostRendering] = msgspec.field(default_factory=dict)  # by host
     rendered_well: bool = False
-    trap_state: TrapState | None = None  # the trap guard's counters and page digests
+    # The trap guard's TrapState, encoded by the guard only when it changed (nil: none).
+    trap_state: msgspec.Raw = msgspec.Raw(b"\xc0")
 
 
 class PageSink(Protocol):
@@ -392,8 +393,9 @@ class Crawl:
             self.pages_started, self.pages_skipped = st.pages_started, st.pages_skipped
             self.probes, self.disallowed = st.probes, st.disallowed
             self.traps.stopped.update(st.traps)
-            if st.trap_state is not None:
-                self.traps.restore(st.trap_state)
+            traps = msgspec.msgpack.decode(st.trap_state, type=TrapState | None)
+            if traps is not None:
+                self.traps.restore(traps)
             self.elapsed_before = st.elapsed_s
             self.job_bytes = st.job_bytes
             self.rendering.update(st.rendering)  # what each host's pages needed

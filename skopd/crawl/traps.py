@@ -112,9 +112,9 @@ class TrapGuard:
         self._contents: dict[bytes, bytes] = {}  # body digest -> URL digest
         # The same pairs as they came, so the checkpoint is one slice, not a join per flush.
         self._packed = bytearray()
-        self._saved: TrapState | None = None  # state(), while nothing changed
-        self._last: TrapState | None = None  # what checkpoint() gave last, and when
-        self._last_at = 0.0
+        self._saved: msgspec.Raw | None = None  # what checkpoint() gave last, and when
+        self._saved_at = 0.0
+        self._changed = False  # since then
 
     def page_link(self, url: str, key: str, from_dated_page: bool) -> str | None:
         """The trap that stops a link to a page, or None. Call once per distinct key."""
@@ -148,31 +148,35 @@ class TrapGuard:
         self._packed += digest + where
         if len(self._packed) > 4 * PAIR_BYTES * MAX_SAVED_CONTENTS:
             del self._packed[: -PAIR_BYTES * MAX_SAVED_CONTENTS]
-        self._saved = None
+        self._changed = True
         return False
 
     def state(self) -> TrapState:
-        """The counters for the checkpoint (bounded: see MAX_SAVED_COUNTS)."""
-        if self._saved is None:
-            self._saved = TrapState(
-                _highest(self._queries),
-                _highest(self._chains),
-                bytes(self._packed[-PAIR_BYTES * MAX_SAVED_CONTENTS :]),
-            )
+        """The counters as the checkpoint keeps them (bounded: see MAX_SAVED_COUNTS)."""
+        return TrapState(
+            _highest(self._queries),
+            _highest(self._chains),
+            bytes(self._packed[-PAIR_BYTES * MAX_SAVED_CONTENTS :]),
+        )
+
+    def checkpoint(self) -> msgspec.Raw:
+        """state(), encoded: again only when something changed, and once the guard is too
+        big to save whole, at most every SAVE_BIG_EVERY_S (it rides in every flush)."""
+        now = time.monotonic()
+        if self._saved is not None and (
+            not self._changed or (self._big() and now - self._saved_at < SAVE_BIG_EVERY_S)
+        ):
+            return self._saved
+        self._saved = msgspec.Raw(msgspec.msgpack.encode(self.state()))
+        self._saved_at, self._changed = now, False
         return self._saved
 
-    def checkpoint(self) -> TrapState:
-        """state(), at most every SAVE_BIG_EVERY_S once it is too big to save whole."""
-        now = time.monotonic()
-        big = (
+    def _big(self) -> bool:
+        return (
             len(self._queries) > MAX_SAVED_COUNTS
             or len(self._chains) > MAX_SAVED_COUNTS
             or len(self._contents) > MAX_SAVED_CONTENTS
         )
-        if big and self._last is not None and now - self._last_at < SAVE_BIG_EVERY_S:
-            return self._last
-        self._last, self._last_at = self.state(), now
-        return self._last
 
     def restore(self, state: TrapState) -> None:
         """Go on from a checkpoint's counters (a resumed crawl)."""
@@ -182,7 +186,7 @@ class TrapGuard:
         for i in range(0, len(raw), PAIR_BYTES):
             self._contents[raw[i : i + DIGEST_BYTES]] = raw[i + DIGEST_BYTES : i + PAIR_BYTES]
         self._packed += raw
-        self._saved = None
+        self._changed = True
 
     def _stop(self, kind: str | None) -> str | None:
         if kind is not None:
@@ -205,7 +209,7 @@ class TrapGuard:
         if from_dated_page:
             pattern = date_pattern(key)
             self._chains[pattern] += 1
-            self._saved = None
+            self._changed = True
             if self._chains[pattern] > self.max_chain:
                 return CALENDAR
         return None
@@ -215,7 +219,7 @@ class TrapGuard:
         if not query:
             return None
         self._queries[path] += 1
-        self._saved = None
+        self._changed = True
         return QUERY_VARIANTS if self._queries[path] > self.max_queries else None
 
     def summary(self) -> list[str]:
