@@ -103,6 +103,8 @@ def test_duplicate_content_is_recognised() -> None:
     assert g.duplicate_content(b"<p>one</p>", "http://h/c")
     # the same page read again (a resumed crawl choosing its links anew) is no copy
     assert not g.duplicate_content(b"<p>one</p>", "http://h/a")
+    assert g.stopped == {}  # a check only: what the crawl stops for a copy, it counts
+    g.copy_stopped()
     assert g.stopped == {DUPLICATE_CONTENT: 1}
 
 

@@ -63,7 +63,7 @@ from skopd.crawl.fetch import (
 from skopd.crawl.recorder import Recorder
 from skopd.crawl.robots import Robots, RobotsCache, origin_of
 from skopd.crawl.shell import looks_like_app_shell
-from skopd.crawl.traps import DUPLICATE_CONTENT, TrapGuard, TrapState
+from skopd.crawl.traps import TrapGuard, TrapState
 from skopd.models import Job, Screenshot, StoredDocument, new_id, utcnow
 from skopd.relevance.backend import JobRelevance
 from skopd.relevance.base import Candidate, Scored
@@ -610,7 +610,7 @@ class Crawl:
                 ) from exc
             self.rec.error(failure_kind(exc, "fetch_failed"), describe(exc), item.url)
             return
-        copy = self.traps.duplicate_content(body, final, count=False)
+        copy = self.traps.duplicate_content(body, final)
         if copy and not self._may_be_a_view(body):
             self._copy(item, final, status, began)
             return
@@ -729,10 +729,12 @@ class Crawl:
         `auto` renders (so a view of its own): only then is a copy parsed at all."""
         return self.params.render_js == "auto" and self.render_off is None and b"<script" in body
 
-    def _copy(self, item: Item, final: str, status: int, began: float) -> None:
+    def _copy(
+        self, item: Item, final: str, status: int, began: float, engine: str = "http"
+    ) -> None:
         """A page with an earlier page's content: its links are known, it is not followed."""
-        self.traps.stopped[DUPLICATE_CONTENT] += 1
-        self._page(item, final, status, 0, began)
+        self.traps.copy_stopped()
+        self._page(item, final, status, 0, began, engine)
 
     def _first_sight(self, url: str, key: str) -> bool:
         """Whether a link is new, in scope and within the job's paths; seen from now on."""
@@ -845,7 +847,7 @@ class Crawl:
         memory = self._host(page.url)
         if self.traps.duplicate_content(rendered.html, rendered.final_url):
             # Shown before at another URL (a hash app's #/ view after its start page).
-            self._page(item, rendered.final_url, status, 0, began, "browser")
+            self._copy(item, rendered.final_url, status, began, "browser")
             return
         if any(urls.normalize_url(link) not in static for link in rendered.links):
             memory.gains += 1
@@ -891,7 +893,7 @@ class Crawl:
         if not self._in_scope(rendered.final_url):
             return True  # redirected off-site
         if self.traps.duplicate_content(rendered.html, rendered.final_url):
-            self._page(item, rendered.final_url, status, 0, began, "browser")
+            self._copy(item, rendered.final_url, status, began, "browser")
             return True
         if auto:  # only pages the crawl reads tell what the host's pages need
             await self._judge_direct(rendered)
@@ -985,18 +987,19 @@ class Crawl:
         a Link keeping its route, with its text), so its chooser may choose them too; queue
         the routes chosen, and leave the other links chosen in `page.links` to follow."""
         assert self.sink is not None
-        if rendered.routes:
-            own = {link.url for link in page.links}
-            page.links = page.links + [
-                Link(url=url, text=text, title="", heading="", context="", tag="a")
-                for url, text in rendered.routes
-                if url not in own
-            ]
-        chosen = await self.sink.page(page, rendered.html, depth)
-        if rendered.routes:
-            routes = [(link.url, link.text) for link in chosen if _is_route(link.url)]
-            self._follow_routes(routes, depth, page)
-            chosen = [link for link in chosen if not _is_route(link.url)]
+        # page.links never hold a fragment (join_link drops it): a route is no copy of them.
+        page.links = page.links + [
+            Link(url=url, text=text, title="", heading="", context="", tag="a")
+            for url, text in rendered.routes
+        ]
+        routes: list[tuple[str, str]] = []
+        chosen: list[Link] = []
+        for link in await self.sink.page(page, rendered.html, depth):
+            if urls.route_fragment(link.url) is None:
+                chosen.append(link)
+            else:
+                routes.append((link.url, link.text))
+        self._follow_routes(routes, depth, page)
         page.links = chosen
 
     async def _store_screenshot(self, url: str, png: bytes | None) -> Screenshot | None:
@@ -1400,20 +1403,12 @@ def _item(link: Link, key: str, depth: int, page: Page, route: bool = False) -> 
     )
 
 
-def _is_route(url: str) -> bool:
-    """Whether `url` names a client-side route (see urls.is_route_fragment)."""
-    _, sep, fragment = url.partition("#")
-    return bool(sep) and urls.is_route_fragment(fragment)
-
-
 def _with_route(final: str, asked: str) -> str:
     """The URL to render for a page fetched statically at `asked`: the URL it ended at, with
     the client-side route `asked` named (only a start page can name one), which the fetch
     dropped and a browser keeps across redirects."""
-    _, sep, fragment = asked.partition("#")
-    if sep and "#" not in final and urls.is_route_fragment(fragment):
-        return f"{final}#{fragment}"
-    return final
+    route = urls.route_fragment(asked)
+    return f"{final}#{route}" if route is not None and "#" not in final else final
 
 
 def _name_from_disposition(item: Item, disposition: str | None) -> None:

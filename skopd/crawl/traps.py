@@ -132,24 +132,24 @@ class TrapGuard:
     def dated(self, url: str) -> bool:
         return _DATE.search(url) is not None
 
-    def duplicate_content(self, body: bytes, url: str, count: bool = True) -> bool:
+    def duplicate_content(self, body: bytes, url: str) -> bool:
         """Whether an earlier page at another URL had exactly these bytes (its links are then
         known). The same URL read again (a resumed crawl choosing its links anew) is not.
-        `count`: a copy is counted as stopped (else the caller counts what it stops)."""
+        What the crawl stops for it, it counts in `stopped` itself (see copy_stopped)."""
         digest, where = _digest(body), _digest(url.encode())
         seen = self._contents.get(digest)
         if seen is not None:
-            if seen == where:
-                return False
-            if count:
-                self.stopped[DUPLICATE_CONTENT] += 1
-            return True
+            return seen != where
         self._contents[digest] = where
         self._packed += digest + where
         if len(self._packed) > 4 * PAIR_BYTES * MAX_SAVED_CONTENTS:
             del self._packed[: -PAIR_BYTES * MAX_SAVED_CONTENTS]
         self._changed = True
         return False
+
+    def copy_stopped(self) -> None:
+        """A page found to be a copy (duplicate_content) was not followed."""
+        self.stopped[DUPLICATE_CONTENT] += 1
 
     def state(self) -> TrapState:
         """The counters as the checkpoint keeps them (bounded: see MAX_SAVED_COUNTS)."""

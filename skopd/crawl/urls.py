@@ -148,13 +148,18 @@ def is_route_fragment(fragment: str) -> bool:
     return fragment.startswith(("/", "!/"))
 
 
+def route_fragment(url: str) -> str | None:
+    """The client-side route `url` names (its fragment, see is_route_fragment), or None."""
+    _, sep, fragment = url.partition("#")
+    return fragment if sep and is_route_fragment(fragment) else None
+
+
 def route_key(url: str) -> str:
     """The de-duplication key of a page a browser shows: `normalize_url`, keeping the
     fragment when it is a client-side route (see is_route_fragment), as is."""
-    base, sep, fragment = url.partition("#")
-    if sep and is_route_fragment(fragment):
-        return f"{normalize_url(base)}#{fragment}"
-    return normalize_url(base)
+    route = route_fragment(url)
+    key = normalize_url(url)  # without any fragment
+    return key if route is None else f"{key}#{route}"
 
 
 def _normalize_netloc(netloc: str, scheme: str) -> str:
