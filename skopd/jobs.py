@@ -324,6 +324,7 @@ class Scheduler:
             return
         resumed = job.status is JobStatus.IN_PROGRESS
         rec = await Recorder.load(self.store, self.bus, job)
+        rec.redact = self._redact
         flusher = asyncio.create_task(rec.flush_every())
         final: dict[str, object] = {}
         try:
@@ -365,8 +366,7 @@ class Scheduler:
                 raise  # daemon shutdown: the job stays in_progress for the next start
         except Exception as exc:
             log.exception("job %s crashed", job_id, extra=_fields(job_id, "crashed"))
-            message = self._redact(f"{type(exc).__name__}: {exc}")
-            rec.error("internal_error", message, None, recoverable=False)
+            rec.error("internal_error", f"{type(exc).__name__}: {exc}", None, recoverable=False)
             final = _ended(JobStatus.FAILED, "Job failed: internal error (see errors)")
         finally:
             flusher.cancel()

@@ -840,3 +840,23 @@ async def test_shutdown_ends_a_stream_still_replaying_at_once(
         assert loop.time() - began < 5  # not the replay's 60 s
         with pytest.raises(aiohttp.ClientError):  # cut before a byte was sent
             await asyncio.wait_for(request, 5)
+
+
+async def test_every_error_a_recorder_stores_and_logs_goes_through_its_redaction(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whoever wrote the message (a library, the engine), the scheduler's redaction takes
+    server paths out once, in the recorder: what clients read and what the log says."""
+    store = Store(tmp_path / "x.db")
+    await store.open()
+    try:
+        job = await stored_job(store, "job_redact", JobStatus.IN_PROGRESS)
+        rec = Recorder(store, EventBus(), job, next_seq=1)
+        rec.redact = lambda message: message.replace(str(tmp_path), "<documents_dir>")
+        rec.error("unreadable_document", f"cannot open {tmp_path}/job_redact/.part-1", None)
+        await rec.flush()
+        [stored] = await store.errors(job.job_id)
+        assert stored.error_message == "cannot open <documents_dir>/job_redact/.part-1"
+        assert str(tmp_path) not in caplog.text
+    finally:
+        await store.close()

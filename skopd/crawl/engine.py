@@ -1307,9 +1307,7 @@ class Crawl:
             )
         except DocTextError as exc:
             self.rec.warning("the text of some documents could not be read; judged by link")
-            # doctext leaves paths out; a server path must never reach a client, whatever said it
-            message = str(exc.args[0]).replace(str(self.dir.parent), "<documents_dir>")
-            self.rec.error("unreadable_document", message, item.url, agent="scraper")
+            self.rec.error("unreadable_document", str(exc), item.url, agent="scraper")
             return
         if not doc.text:
             return

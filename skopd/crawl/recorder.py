@@ -109,6 +109,9 @@ class Recorder:
         self._status_due = False
         self._status_at = -STATUS_INTERVAL_S
         self.clock: Callable[[], float] = time.monotonic  # replaceable in tests
+        # Error messages are shown to API clients: the scheduler sets what takes server
+        # paths out of them, whoever wrote the message.
+        self.redact: Callable[[str], str] = str
         self._done_sent = False
         self._lock = asyncio.Lock()
         # The crawl's checkpoint: frontier entries by key (the latest state of each wins, as
@@ -220,6 +223,7 @@ class Recorder:
         recoverable: bool = True,
     ) -> None:
         self.errors_total += 1
+        message = self.redact(message)
         # Every error is one log line, also those past the stored ones: a short message
         # (a server's text could hold newlines), never a traceback.
         log.warning(
