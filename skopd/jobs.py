@@ -23,20 +23,18 @@ from skopd.crawl.engine import JobFailed
 from skopd.crawl.fetch import Downloader
 from skopd.crawl.recorder import Recorder
 from skopd.errors import BadRequest, Conflict, NotFound, TooManyRequests
-from skopd.events import EventBus, make_event
+from skopd.events import EventBus
 from skopd.kinds.runner import KindRunner
 from skopd.models import (
     Job,
     JobStatus,
     Parameters,
     ScrapeRequest,
-    StatusResponse,
     new_id,
-    status_view,
     utcnow,
 )
 from skopd.relevance.backend import Relevance
-from skopd.store import ProgressBatch, Store
+from skopd.store import Store
 
 log = logging.getLogger("skopd.jobs")
 
@@ -192,24 +190,18 @@ class Scheduler:
         message = f"{source.message} (the stored answer of {source.job_id})"
         for name, value in _ended(JobStatus.COMPLETED, message).items():
             setattr(job, name, value)
-        status = StatusResponse(**status_view(job, [], []))
-        events = [make_event(1, "status", status), make_event(2, "done", status)]
-        # The row, its events, the copied pages and the answer: one transaction, so a
-        # restart finds no job or a completed one (never a pending one it would crawl).
-        job.seq = await self.store.insert_cache_hit(
-            job,
-            ProgressBatch(events=events),
-            source.job_id,
-            msgspec.structs.replace(
-                output,
-                cache_hit=True,
-                cached_from=source.job_id,
-                llm_calls=0,
-                input_tokens=0,
-                output_tokens=0,
-            ),
-            committed=lambda: self.bus.publish(job.job_id, job.owner, events),
+        answer = msgspec.structs.replace(
+            output,
+            cache_hit=True,
+            cached_from=source.job_id,
+            llm_calls=0,
+            input_tokens=0,
+            output_tokens=0,
         )
+        # The row, its status and done events, the copied pages and the answer: one
+        # transaction, so a restart finds no job or a completed one (never a pending one).
+        rec = Recorder(self.store, self.bus, job, next_seq=1)
+        job.seq = await rec.insert(self.store.stored_answer(source.job_id, job.job_id, answer))
         log.info(
             "job %s state=completed cache_hit_of=%s",
             job.job_id,

@@ -485,41 +485,35 @@ class Store:
         job: Job,
         first: ProgressBatch | None = None,
         committed: Callable[[], None] | None = None,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> int:
         """Store a new job's row, and with it (same transaction) the `first` records of its
-        recorder; returns its seq. `committed` as in record_progress."""
+        recorder and what `also` writes; returns its seq. `committed` as in record_progress."""
         seq: list[int] = []
 
         def write(conn: sqlite3.Connection) -> None:
             seq.append(_insert_job_row(conn, job))
             if first is not None:
                 _write_progress(conn, job.job_id, first)
+            if also is not None:
+                also(conn)
 
         await self._atomic(write, committed)
         return seq[0]
 
-    async def insert_cache_hit(
-        self,
-        job: Job,
-        first: ProgressBatch,
-        source_job: str,
-        output: JobOutput,
-        committed: Callable[[], None] | None = None,
-    ) -> int:
-        """A cache hit, whole, in one transaction: the new job's row (already ended) with its
-        `first` records, the saved pages of `source_job` copied to it, and its `output`. A
-        restart finds either no such job or a completed one, never a half-copied job that
-        would be queued and crawled over the copied pages. Returns the job's seq."""
-        seq: list[int] = []
+    @staticmethod
+    def stored_answer(
+        source_job: str, job_id: str, output: JobOutput
+    ) -> Callable[[sqlite3.Connection], None]:
+        """For insert_job's `also`: a cache hit's answer, the saved pages of `source_job`
+        copied to `job_id` and its `output`, in the transaction that stores the job, so a
+        restart finds no such job or a completed one, never a half-copied job it would crawl."""
 
         def write(conn: sqlite3.Connection) -> None:
-            seq.append(_insert_job_row(conn, job))
-            _write_progress(conn, job.job_id, first)
-            _copy_pages(conn, source_job, job.job_id)
-            _write_output(conn, job.job_id, output)
+            _copy_pages(conn, source_job, job_id)
+            _write_output(conn, job_id, output)
 
-        await self._atomic(write, committed)
-        return seq[0]
+        return write
 
     async def get_job(self, job_id: str, conn: aiosqlite.Connection | None = None) -> Job | None:
         async with _read(conn or self.r, "SELECT * FROM jobs WHERE job_id = ?", (job_id,)) as cur:

@@ -161,7 +161,9 @@ async def test_a_cache_hit_is_stored_whole_or_not_at_all(tmp_path: Path) -> None
         hit = job_for("o", spec)
         hit.status = JobStatus.COMPLETED
         done = ProgressBatch(events=[make_event(1, "done", {})])
-        await store.insert_cache_hit(hit, done, source.job_id, answer)
+        await store.insert_job(
+            hit, done, also=store.stored_answer(source.job_id, hit.job_id, answer)
+        )
         assert (await store.get_job(hit.job_id)) is not None
         assert [p.markdown for p in await store.pages_of(hit.job_id)] == ["# A"]
         assert await store.output(hit.job_id) == answer
@@ -172,7 +174,9 @@ async def test_a_cache_hit_is_stored_whole_or_not_at_all(tmp_path: Path) -> None
         broken.status = JobStatus.COMPLETED
         await store.save_page(broken.job_id, page)
         with pytest.raises(sqlite3.IntegrityError):
-            await store.insert_cache_hit(broken, done, source.job_id, answer)
+            await store.insert_job(
+                broken, done, also=store.stored_answer(source.job_id, broken.job_id, answer)
+            )
         assert await store.get_job(broken.job_id) is None
         assert await store.output(broken.job_id) is None
         assert await store.last_event_seq(broken.job_id) == 0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -374,12 +375,12 @@ class Recorder:
         batch, committed = self._take()
         await self.store.record_progress(self.job.job_id, batch, committed)
 
-    async def insert(self) -> int:
-        """Store a new job's row with everything recorded so far, in one transaction (and
-        one hop to the writer's thread); returns the job's seq."""
+    async def insert(self, also: Callable[[sqlite3.Connection], None] | None = None) -> int:
+        """Store a new job's row with everything recorded so far (and what `also` writes),
+        in one transaction (and one hop to the writer's thread); returns the job's seq."""
         async with self._lock:
             batch, committed = self._take()
-            return await self.store.insert_job(self.job, batch, committed)
+            return await self.store.insert_job(self.job, batch, committed, also)
 
     def _take(self) -> tuple[ProgressBatch, Callable[[], None]]:
         """The batch to write now, and what to do once it is in the store."""
