@@ -145,6 +145,16 @@ class HostRendering(msgspec.Struct, array_like=True):
     def given_up(self) -> bool:
         return self.gains == 0 and self.futile >= FUTILE_RENDERS
 
+    def scored(self, rendered: Rendered, static: set[str]) -> bool:
+        """Count a render: whether its DOM had links the served HTML (`static`, normalized)
+        did not, a gain, or none, futile."""
+        gained = any(urls.normalize_url(link) not in static for link in rendered.links)
+        if gained:
+            self.gains += 1
+        else:
+            self.futile += 1
+        return gained
+
 
 class Outcome(msgspec.Struct):
     reason: str  # "completed", "max_pages", "timeout", "interrupted" (the daemon is stopping)
@@ -844,16 +854,12 @@ class Crawl:
             self.rec.done(item.norm)
             return
         page.release()
-        memory = self._host(page.url)
         if self.traps.duplicate_content(rendered.html, rendered.final_url):
             # Shown before at another URL (a hash app's #/ view after its start page).
             self._copy(item, rendered.final_url, status, began, "browser")
             return
-        if any(urls.normalize_url(link) not in static for link in rendered.links):
-            memory.gains += 1
+        if self._host(page.url).scored(rendered, static):
             self.rendered_well = True
-        else:
-            memory.futile += 1
         await self._rendered(item, rendered, status, began)
 
     async def _process_route(self, item: Item, began: float) -> None:
@@ -913,10 +919,7 @@ class Crawl:
         self._count_shell(page, source)
         static = {urls.normalize_url(link.url) for link in page.links}
         page.release()
-        if any(urls.normalize_url(link) not in static for link in rendered.links):
-            memory.gains += 1
-        else:
-            memory.futile += 1
+        memory.scored(rendered, static)
 
     async def _render(
         self, url: str, quiet_not_page: bool = False, source: bool = False
